@@ -1,0 +1,1 @@
+"""`hatch build -t jib`: the Hatch builder target (see hooks.py)."""

@@ -1,0 +1,1 @@
+"""`poetry jib build|push|docker`: the Poetry application plugin."""
