@@ -20,9 +20,11 @@ DEFAULT_TAG = "latest"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DOMAIN_RE = re.compile(_DOMAIN)
+_PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+# ASCII only, like distribution's grammar; patterns are used with fullmatch, since "$" would
+# also accept a trailing newline.
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _MAX_NAME = 255
 
 
@@ -55,7 +57,7 @@ class Reference:
         colon = text.rfind(":")
         if colon > slash:
             text, tag = text[:colon], text[colon + 1 :]
-            if not _TAG_RE.match(tag):
+            if not _TAG_RE.fullmatch(tag):
                 raise _invalid(
                     original,
                     f"tag {tag!r} is not valid (letters, digits, '_', '.', '-'; at most 128 "
@@ -64,7 +66,7 @@ class Reference:
         registry, _, path = text.partition("/")
         if not path or not _looks_like_registry(registry):
             registry, path = DOCKER_HUB, text
-        if not _DOMAIN_RE.match(registry):
+        if not _DOMAIN_RE.fullmatch(registry):
             raise _invalid(original, f"registry {registry!r} is not a valid host[:port]")
         if registry == "index.docker.io":
             registry = DOCKER_HUB
@@ -72,7 +74,7 @@ class Reference:
             raise _invalid(original, "the repository name is missing")
         if registry == DOCKER_HUB and "/" not in path:
             path = f"library/{path}"
-        if not _PATH_RE.match(path):
+        if not _PATH_RE.fullmatch(path):
             hint = " (repository names must be lowercase)" if path.lower() != path else ""
             raise _invalid(
                 original,
@@ -104,7 +106,7 @@ class Reference:
 
     @property
     def familiar(self) -> str:
-        """The short form people type: ``python:3.12`` rather than ``docker.io/library/python:3.12``."""
+        """The short form people type: ``python:3.12``, not ``docker.io/library/python:3.12``."""
         name = self.repository
         if self.registry == DOCKER_HUB:
             name = name.removeprefix("library/")
@@ -113,7 +115,7 @@ class Reference:
         return name + self._suffix()
 
     def with_tag(self, tag: str) -> Reference:
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise _invalid(f"{self.name}:{tag}", f"tag {tag!r} is not valid")
         return replace(self, tag=tag, digest=None)
 
@@ -131,8 +133,11 @@ class Reference:
 
 
 def _looks_like_registry(component: str) -> bool:
-    return "." in component or ":" in component or component == "localhost" or (
-        component.startswith("[")
+    return (
+        "." in component
+        or ":" in component
+        or component == "localhost"
+        or (component.startswith("["))
     )
 
 
