@@ -1,0 +1,3 @@
+from hello_jib import main
+
+main()
