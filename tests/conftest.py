@@ -14,6 +14,7 @@ import pytest
 from testbed import MissingToolError
 from testbed.baseimage import base_image_tar as build_base_image_tar
 from testbed.baseimage import push_base_image
+from testbed.faultproxy import FaultProxy
 from testbed.podman import Podman
 from testbed.registry import Registry
 
@@ -100,3 +101,11 @@ def podman() -> Iterator[Podman]:
     pod = _tooled(Podman)
     yield pod
     pod.close()
+
+
+@pytest.fixture
+def fault_proxy(registry: Registry) -> Iterator[FaultProxy]:
+    """A FaultProxy in front of the session's plain ``registry``, stopped when the test ends.
+    Talk to ``fault_proxy.url``; program faults with ``fail``/``drop_after``/``stall``."""
+    with FaultProxy(registry.host) as proxy:
+        yield proxy
