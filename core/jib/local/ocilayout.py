@@ -16,6 +16,7 @@ from jib.image.config import ImageConfig
 from jib.image.descriptor import Descriptor, Platform, select_platform
 from jib.image.digest import Digest, verified_opener
 from jib.image.image import Image
+from jib.image.index import ImageIndex
 from jib.image.layer import BlobLayer
 from jib.image.manifest import Index, Manifest, parse
 from jib.image.reference import Reference
@@ -125,31 +126,42 @@ def ref_annotations(ref: Reference) -> dict[str, str]:
     return {CONTAINERD_NAME: str(ref), REF_NAME: ref.tag or ref.identifier}
 
 
-def write_directory(root: Path, image: Image, ref: Reference | None = None) -> Descriptor:
-    """Add ``image`` to the OCI layout at ``root`` (created if absent); returns its entry.
+def write_directory(
+    root: Path, image: Image | ImageIndex, ref: Reference | None = None
+) -> Descriptor:
+    """Add ``image`` (or an index and its images) to the OCI layout at ``root`` (created if
+    absent); returns its entry in ``index.json``.
 
     Blobs already present are kept; an entry with the same name is replaced. Every file is
     written to a temporary name and renamed, so an interrupted write leaves the layout valid.
     """
     blobs = root / "blobs" / "sha256"
+    images = image.images if isinstance(image, ImageIndex) else (image,)
     try:
         blobs.mkdir(parents=True, exist_ok=True)
         if not (root / LAYOUT_FILE).exists():
             atomic.write_bytes(root / LAYOUT_FILE, canonical.dumps(LAYOUT_VERSION))
-        for layer in image.layers:
-            target = root / blob_path(layer.digest)
-            if not (target.exists() and target.stat().st_size == layer.size):
-                with layer.open() as stream:
-                    atomic.write_stream(target, stream)
-        for raw in (image.raw_config, image.raw_manifest):
-            target = root / blob_path(Digest.of_bytes(raw))
-            if not target.exists():
-                atomic.write_bytes(target, raw)
+        for one in images:
+            for layer in one.layers:
+                target = root / blob_path(layer.digest)
+                if not (target.exists() and target.stat().st_size == layer.size):
+                    with layer.open() as stream:
+                        atomic.write_stream(target, stream)
+            for raw in (one.raw_config, one.raw_manifest):
+                _write_blob(root, raw)
+        if isinstance(image, ImageIndex):
+            _write_blob(root, image.raw_manifest)
         entry = image.descriptor(annotations=ref_annotations(ref) if ref else {})
         atomic.write_bytes(root / INDEX_FILE, _updated_index(root / INDEX_FILE, entry))
     except OSError as err:
         raise JibError(f"cannot write the OCI layout {root}: {err.strerror or err}") from None
     return entry
+
+
+def _write_blob(root: Path, raw: bytes) -> None:
+    target = root / blob_path(Digest.of_bytes(raw))
+    if not target.exists():
+        atomic.write_bytes(target, raw)
 
 
 def _updated_index(path: Path, entry: Descriptor) -> bytes:

@@ -22,6 +22,7 @@ from jib.image import canonical, mediatypes
 from jib.image.descriptor import Platform
 from jib.image.digest import Digest
 from jib.image.image import Image
+from jib.image.index import ImageIndex
 from jib.image.manifest import Index
 from jib.image.reference import Reference
 from jib.local import dockerarchive, ocilayout
@@ -45,8 +46,9 @@ def read_image(path: Path, platform: Platform | None = None, scratch: Path | Non
     )
 
 
-def write_image(path: Path, image: Image, refs: Sequence[Reference]) -> None:
-    """Write ``image`` as a hybrid tarball at ``path``, named by each of ``refs`` (one at least).
+def write_image(path: Path, image: Image | ImageIndex, refs: Sequence[Reference]) -> None:
+    """Write ``image`` (one platform, or an index of several) as a hybrid tarball at ``path``,
+    named by each of ``refs`` (one at least).
 
     ``path`` appears only when complete; on any failure nothing is left behind.
     """
@@ -66,29 +68,41 @@ def write_image(path: Path, image: Image, refs: Sequence[Reference]) -> None:
         raise JibError(f"cannot write {path}: {err.strerror or err}") from None
 
 
-def _write_members(tar: tarfile.TarFile, image: Image, refs: Sequence[Reference]) -> None:
+def _write_members(
+    tar: tarfile.TarFile, top: Image | ImageIndex, refs: Sequence[Reference]
+) -> None:
+    images = top.images if isinstance(top, ImageIndex) else (top,)
     _add_bytes(tar, ocilayout.LAYOUT_FILE, canonical.dumps(ocilayout.LAYOUT_VERSION))
     _add_directory(tar, "blobs")
     _add_directory(tar, "blobs/sha256")
     written: set[Digest] = set()
-    for layer in image.layers:
-        if layer.digest in written:
-            continue
-        written.add(layer.digest)
-        with layer.open() as stream:
-            _add_stream(tar, ocilayout.blob_path(layer.digest), layer.size, stream)
-    _add_bytes(tar, ocilayout.blob_path(image.config_digest), image.raw_config)
-    _add_bytes(tar, ocilayout.blob_path(image.digest), image.raw_manifest)
+    for image in images:
+        for layer in image.layers:
+            if layer.digest in written:
+                continue
+            written.add(layer.digest)
+            with layer.open() as stream:
+                _add_stream(tar, ocilayout.blob_path(layer.digest), layer.size, stream)
+        for raw in (image.raw_config, image.raw_manifest):
+            digest = Digest.of_bytes(raw)
+            if digest not in written:
+                written.add(digest)
+                _add_bytes(tar, ocilayout.blob_path(digest), raw)
+    if isinstance(top, ImageIndex):
+        _add_bytes(tar, ocilayout.blob_path(top.digest), top.raw_manifest)
     # One index entry only: skopeo and Podman refuse an oci-archive that lists several
     # ("more than one image in oci"), so the OCI side carries the first name and manifest.json
     # carries them all.
-    entries = (image.descriptor(annotations=ocilayout.ref_annotations(refs[0])),)
+    entries = (top.descriptor(annotations=ocilayout.ref_annotations(refs[0])),)
     _add_bytes(tar, ocilayout.INDEX_FILE, Index(mediatypes.OCI_INDEX, entries).to_bytes())
+    # docker load's classic store holds one platform per name: the host's, if the index has it.
+    local = top.image_for(Platform.host()) if isinstance(top, ImageIndex) else top
+    local = local or images[0]
     docker_manifest = [
         {
-            "Config": ocilayout.blob_path(image.config_digest),
+            "Config": ocilayout.blob_path(local.config_digest),
             "RepoTags": [str(ref.with_tag(ref.tag or "latest")) for ref in refs],
-            "Layers": [ocilayout.blob_path(layer.digest) for layer in image.layers],
+            "Layers": [ocilayout.blob_path(layer.digest) for layer in local.layers],
         }
     ]
     _add_bytes(tar, dockerarchive.MANIFEST_FILE, canonical.dumps(docker_manifest))
