@@ -1,0 +1,1 @@
+"""pyjib's end-to-end test app."""

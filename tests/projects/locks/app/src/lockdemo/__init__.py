@@ -1,0 +1,1 @@
+"""pyjib lock fixture."""
