@@ -43,10 +43,10 @@ def _plan(
         project_dir=tmp,
     )
     app_layer = LayerPlan(
-        "application", f"app:{app.hex()}", lambda: [LayerEntry.data(app, "/app/main.py")]
+        "application", f"app:{app.hex()}", lambda _: [LayerEntry.data(app, "/app/main.py")]
     )
     deps_layer = LayerPlan(
-        "dependencies", "deps:v1", lambda: [LayerEntry.data(b"DEPS = 1\n", "/app/deps.py")]
+        "dependencies", "deps:v1", lambda _: [LayerEntry.data(b"DEPS = 1\n", "/app/deps.py")]
     )
     return BuildPlan(
         platforms=tuple(

@@ -152,7 +152,7 @@ def test_same_wheels_same_digests_in_two_fresh_processes(tmp_path: Path) -> None
         results.append(json.loads(out.stdout))
     assert results[0] == results[1]
     if sys.implementation.cache_tag == "cpython-311":  # bytecode was part of what matched
-        dep = next((tmp_path / "out0").glob(results[0][DEPENDENCIES].split(":")[1] + "*"))
+        dep = next((tmp_path / "out0").rglob(results[0][DEPENDENCIES].split(":")[1] + "*"))
         assert any(name.endswith(".cpython-311.pyc") for name in layer_members(dep))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from jib.image.descriptor import Platform
@@ -24,11 +25,15 @@ def _frozen(mapping: Mapping[str, str] | None = None) -> Mapping[str, str]:
 @dataclass(frozen=True)
 class LayerPlan:
     """One layer to add: its name (the history comment), the selector that identifies its
-    inputs in the cache, and a function giving its entries (called only on a cache miss)."""
+    inputs in the cache, and a function giving its entries (called only on a cache miss).
+
+    ``entries`` gets a scratch directory that lives until the layer is written, for files it
+    has to unpack first (a wheel's contents); the entries may point into it.
+    """
 
     name: str
     selector: str
-    entries: Callable[[], Iterable[LayerEntry]] = field(compare=False, repr=False)
+    entries: Callable[[Path], Iterable[LayerEntry]] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)

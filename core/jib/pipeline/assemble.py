@@ -8,6 +8,7 @@ platforms (a pure-Python app) has one selector, so it is built once and found by
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,15 +62,21 @@ def build_layers(
     return futures
 
 
+def build_planned(cache: Cache, planned: LayerPlan) -> tuple[BuiltLayer, bool]:
+    """The layer of ``planned`` from the cache, or built into it; and whether it was cached."""
+
+    def build(out: Path) -> BuiltLayer:
+        with tempfile.TemporaryDirectory(prefix=".scratch-", dir=out) as scratch:
+            return build_layer(planned.entries(Path(scratch)), out)
+
+    return cache.layer(planned.selector, build)
+
+
 def _build_one(
     cache: Cache, platform: str, planned: LayerPlan, on_layer: LayerCallback | None
 ) -> LayerOutcome:
     started = time.monotonic()
-
-    def build(out: Path) -> BuiltLayer:
-        return build_layer(planned.entries(), out)
-
-    layer, cached = cache.layer(planned.selector, build)
+    layer, cached = build_planned(cache, planned)
     outcome = LayerOutcome(platform, planned.name, layer, cached, time.monotonic() - started)
     log.debug(
         "%s layer %s for %s: %s in %.3fs",

@@ -7,9 +7,9 @@
 2. ``local-dependencies``: path/VCS/editable dependencies, installed as regular wheels.
 3. ``application``: the project's own wheel (never its source tree), with its console scripts.
 
-Empty layers are dropped. Each layer is memoized in ``out_dir`` under a key of everything its
-bytes depend on, so a rebuild after a one-file change only installs and writes the small
-application layer; a stale or missing memo just means the layer is built again.
+Empty layers are dropped. Each layer's selector names everything its bytes depend on, so with
+the cache a rebuild after a one-file change only installs and writes the small application
+layer.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jib
-from jib.atomic import write_bytes
+from jib.cache import Cache
 from jib.errors import JibError
-from jib.image.digest import Digest
-from jib.layers import BuiltLayer, LayerEntry, build_layer
+from jib.layers import BuiltLayer, LayerEntry
+from jib.pipeline.assemble import build_planned
+from jib.plan import LayerPlan
 from jib.python.install import Spool, can_precompile, install_wheels
 from jib.python.target import TargetPython
 from jib.python.venv import DEFAULT_APP_ROOT, VenvLayout, venv_entries
@@ -40,8 +41,7 @@ LOCAL_DEPENDENCIES = "local-dependencies"
 APPLICATION = "application"
 
 #: Bump when the way wheels become entries changes without a pyjib version change.
-_MEMO_FORMAT = 1
-_MEMO_DIR = "python-layers"
+_SELECTOR_FORMAT = 1
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -90,6 +90,44 @@ def container_env(
     return env
 
 
+def python_layer_plans(
+    target: TargetPython,
+    *,
+    dependency_wheels: Sequence[Path],
+    local_wheels: Sequence[Path] = (),
+    project_wheel: Path | None,
+    app_root: str = DEFAULT_APP_ROOT,
+    compile_bytecode: bool = True,
+) -> list[LayerPlan]:
+    """The dependency, local-dependency and application layers, as plans: each with a selector
+    naming everything its bytes depend on, its entries made only if the cache lacks it.
+
+    ``project_wheel`` is None for projects that are not packages (Poetry's non-package mode).
+    Bytecode is compiled only if ``compile_bytecode`` and the host's cache tag matches the
+    target's: UNCHECKED_HASH for third-party code, CHECKED_HASH for local and application code,
+    which someone may patch in a derived image.
+    """
+    layout = VenvLayout(target, app_root)
+    precompile = compile_bytecode and can_precompile(target)
+    wanted: list[tuple[str, Sequence[Path], bool, bool]] = [
+        (DEPENDENCIES, dependency_wheels, True, False),
+        (LOCAL_DEPENDENCIES, local_wheels, False, True),
+        (APPLICATION, [project_wheel] if project_wheel is not None else [], False, True),
+    ]
+    plans = []
+    for name, wheels, with_skeleton, checked in wanted:
+        if not wheels and not with_skeleton:
+            continue
+        plans.append(
+            LayerPlan(
+                name,
+                _selector(name, layout, wheels, precompile, checked),
+                partial(_entries, layout, tuple(wheels), with_skeleton, precompile, checked),
+            )
+        )
+    return plans
+
+
 def python_layers(
     target: TargetPython,
     *,
@@ -100,62 +138,41 @@ def python_layers(
     out_dir: Path,
     compile_bytecode: bool = True,
 ) -> PythonLayers:
-    """Build (or reuse from ``out_dir``) the dependency, local-dependency and application layers.
-
-    ``project_wheel`` is None for projects that are not packages (Poetry's non-package mode).
-    Bytecode is compiled only if ``compile_bytecode`` and the host's cache tag matches the
-    target's: UNCHECKED_HASH for third-party code, CHECKED_HASH for local and application code,
-    which someone may patch in a derived image.
-    """
-    layout = VenvLayout(target, app_root)
-    precompile = compile_bytecode and can_precompile(target)
-    out_dir = Path(out_dir)
-    plan: list[tuple[str, Sequence[Path], bool, bool]] = [
-        (DEPENDENCIES, dependency_wheels, True, False),
-        (LOCAL_DEPENDENCIES, local_wheels, False, True),
-        (APPLICATION, [project_wheel] if project_wheel is not None else [], False, True),
-    ]
-    built: list[PythonLayer] = []
-    for name, wheels, with_skeleton, checked in plan:
-        if not wheels and not with_skeleton:
-            continue
-        key = _memo_key(name, layout, wheels, precompile, checked)
-        layer = _recall(out_dir, key)
-        if layer is None:
-            layer = _build(layout, wheels, with_skeleton, precompile, checked, out_dir)
-            _remember(out_dir, key, layer)
-        else:
-            log.debug("reusing the %s layer %s", name, layer.digest)
-        built.append(PythonLayer(name, layer, {"created_by": "pyjib", "comment": name}))
+    """``python_layer_plans`` built now, through a cache in ``out_dir``."""
+    cache = Cache(Path(out_dir))
+    built = []
+    for planned in python_layer_plans(
+        target,
+        dependency_wheels=dependency_wheels,
+        local_wheels=local_wheels,
+        project_wheel=project_wheel,
+        app_root=app_root,
+        compile_bytecode=compile_bytecode,
+    ):
+        layer, cached = build_planned(cache, planned)
+        if cached:
+            log.debug("reusing the %s layer %s", planned.name, layer.digest)
+        history = {"created_by": "pyjib", "comment": planned.name}
+        built.append(PythonLayer(planned.name, layer, history))
     return PythonLayers(tuple(built))
 
 
-def _build(
+def _entries(
     layout: VenvLayout,
     wheels: Sequence[Path],
     with_skeleton: bool,
     precompile: bool,
     checked: bool,
-    out_dir: Path,
-) -> BuiltLayer:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        spool_dir = tempfile.TemporaryDirectory(prefix=".spool-", dir=out_dir)
-    except OSError as exc:
-        raise JibError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    scratch: Path,
+) -> list[LayerEntry]:
     # The spool holds big files until the layer builder has read them.
-    with spool_dir as spool_path:
-        entries: list[LayerEntry] = []
-        if with_skeleton:
-            entries += venv_entries(layout.target, layout.app_root)
-        entries += install_wheels(
-            wheels,
-            layout,
-            Spool(Path(spool_path)),
-            compile_bytecode=precompile,
-            checked_hash=checked,
-        )
-        return build_layer(entries, out_dir)
+    entries: list[LayerEntry] = []
+    if with_skeleton:
+        entries += venv_entries(layout.target, layout.app_root)
+    entries += install_wheels(
+        wheels, layout, Spool(scratch), compile_bytecode=precompile, checked_hash=checked
+    )
+    return entries
 
 
 def _wheel_hash(wheel: Path) -> str:
@@ -169,18 +186,18 @@ def _wheel_hash(wheel: Path) -> str:
         raise JibError(f"cannot read wheel {wheel}: {exc.strerror or exc}") from None
 
 
-def _memo_key(
+def _selector(
     name: str,
     layout: VenvLayout,
     wheels: Sequence[Path],
     precompile: bool,
     checked: bool,
 ) -> str:
-    """A hash of everything the layer's bytes depend on, and nothing else (not the wheels'
-    paths or mtimes, nor the project's version unless it is the project's own wheel)."""
+    """Everything the layer's bytes depend on, and nothing else (not the wheels' paths or
+    mtimes, nor the project's version unless it is the project's own wheel)."""
     target = layout.target
     parts = {
-        "format": _MEMO_FORMAT,
+        "format": _SELECTOR_FORMAT,
         "layer": name,
         "pyjib": jib.__version__,
         # installer's launcher template and RECORD writer shape the bytes too.
@@ -193,41 +210,4 @@ def _memo_key(
         # and name the headers directory.
         "wheels": sorted((wheel.name, _wheel_hash(wheel)) for wheel in wheels),
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def _recall(out_dir: Path, key: str) -> BuiltLayer | None:
-    memo = out_dir / _MEMO_DIR / f"{key}.json"
-    try:
-        data = json.loads(memo.read_text())
-        path = out_dir / data["file"]
-        layer = BuiltLayer(
-            path=path,
-            digest=Digest.parse(data["digest"]),
-            diff_id=Digest.parse(data["diff_id"]),
-            size=int(data["size"]),
-            uncompressed_size=int(data["uncompressed_size"]),
-            media_type=data["media_type"],
-        )
-        if path.stat().st_size != layer.size:
-            return None
-    except (OSError, ValueError, KeyError, TypeError, JibError):
-        return None
-    return layer
-
-
-def _remember(out_dir: Path, key: str, layer: BuiltLayer) -> None:
-    data = {
-        "file": layer.path.name,
-        "digest": str(layer.digest),
-        "diff_id": str(layer.diff_id),
-        "size": layer.size,
-        "uncompressed_size": layer.uncompressed_size,
-        "media_type": layer.media_type,
-    }
-    try:
-        (out_dir / _MEMO_DIR).mkdir(parents=True, exist_ok=True)
-        write_bytes(out_dir / _MEMO_DIR / f"{key}.json", json.dumps(data).encode())
-    except OSError as exc:
-        # A memo is an optimization: failing to write one costs a rebuild, not the build.
-        log.debug("cannot remember layer %s: %s", layer.digest, exc)
+    return "python-layer:" + json.dumps(parts, sort_keys=True)
