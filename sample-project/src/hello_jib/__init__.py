@@ -1,4 +1,4 @@
-"""A tiny app: prints a greeting, the interpreter it runs on, and where it runs from."""
+"""A tiny app: prints a greeting, escaped by a native-wheel dependency, and where it runs."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import os
 import platform
 import sys
 
+from markupsafe import escape
+
 
 def main() -> None:
     greeting = os.environ.get("GREETING", "Hello")
-    print(f"{greeting} from hello-jib on Python {platform.python_version()} ({sys.executable})")
+    print(f"{escape(greeting + ' <pyjib>')} from hello-jib on Python {platform.python_version()}")
+    print(f"interpreter: {sys.executable}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,234 @@
+"""From a Python project and its ``[tool.jib]`` settings to a build plan.
+
+The front ends (the ``pyjib`` CLI, the Hatch builder, the Poetry plugin) call this with what
+their tool already knows (the project's wheel, Poetry's resolved packages); everything else is
+worked out here: the base image for each platform, the Python inside it, the wheels that fit it,
+the layers, and the container config.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import jib
+from jib.cache import Cache
+from jib.config.settings import JibSettings
+from jib.extradirs import extra_directory_plans
+from jib.image.image import Image
+from jib.image.reference import Reference
+from jib.local import is_local
+from jib.pipeline.base import resolve_bases
+from jib.plan import BuildPlan, ContainerPlan, PlatformPlan
+from jib.python.entrypoint import infer_entrypoint
+from jib.python.index import index_config
+from jib.python.layers import container_env, python_layer_plans
+from jib.python.locks import LockSet
+from jib.python.project import ProjectWheel, load_project
+from jib.python.resolve import load_dependencies
+from jib.python.target import TargetPython, detect_target
+from jib.python.wheels import fetch_wheels
+from jib.registry.client import Registries
+from jib.registry.credentials import default_keychain
+
+log = logging.getLogger("jib.plan")
+
+OCI = "org.opencontainers.image."
+
+
+@dataclass(frozen=True)
+class ProjectInputs:
+    """What a front end may already have, so it is not worked out twice."""
+
+    #: The project's wheel, built by the front end's own backend.
+    wheel: Path | None = None
+    #: The dependencies resolved by the front end (Poetry), per platform string, or for all.
+    locked: Mapping[str, LockSet] | LockSet | None = None
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] | None = None
+
+
+def plan_project(
+    settings: JibSettings,
+    *,
+    registries: Registries,
+    cache: Cache,
+    for_push: bool,
+    inputs: ProjectInputs | None = None,
+) -> BuildPlan:
+    inputs = inputs or ProjectInputs()
+    project_dir = settings.project_dir
+    keychain = default_keychain(
+        explicit=settings.from_.auth, env_prefix="JIB_FROM", cred_helper=settings.from_.cred_helper
+    )
+    with ThreadPoolExecutor(2, "pyjib-plan") as pool:
+        # The base's manifests come over the network while the project's wheel builds.
+        bases_future = pool.submit(
+            resolve_bases,
+            settings.from_.image,
+            settings.from_.platforms,
+            registries=registries,
+            keychain=keychain,
+            cache=cache,
+            project_dir=project_dir,
+        )
+        wheel_dir = cache.root / "project-wheels" / settings.project.normalized_name
+        project = pool.submit(load_project, project_dir, wheel_dir, wheel=inputs.wheel).result()
+        bases = bases_future.result()
+    platforms = tuple(_platform_plan(settings, base, project, cache, inputs) for base in bases)
+    refs = settings.to_references(for_push)
+    created = settings.container.creation_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return BuildPlan(
+        platforms=platforms,
+        target=refs[0],
+        tags=tuple(ref.tag for ref in refs[1:] if ref.tag),
+        format=settings.container.format,
+        created=created,
+        base_name=_base_name(settings.from_.image),
+        annotations=_oci_metadata(settings, created),
+    )
+
+
+def _platform_plan(
+    settings: JibSettings,
+    base: Image,
+    project: ProjectWheel,
+    cache: Cache,
+    inputs: ProjectInputs,
+) -> PlatformPlan:
+    python = settings.python
+    target = detect_target(
+        base, version=python.version, executable=python.executable, cache_dir=cache.root
+    )
+    log.info("target Python for %s: %s", base.platform, target.describe())
+    locked = _locked(settings, target, inputs)
+    wheels = fetch_wheels(
+        locked,
+        target,
+        cache_dir=cache.root,
+        index_url=python.index_url,
+        extra_index_urls=python.extra_index_urls,
+    )
+    container = settings.container
+    layers = python_layer_plans(
+        target,
+        dependency_wheels=[w.path for w in wheels if w.source_kind in ("registry", "url")],
+        local_wheels=[w.path for w in wheels if w.source_kind not in ("registry", "url")],
+        project_wheel=project.path,
+        app_root=container.app_root,
+        compile_bytecode=python.compile_bytecode,
+    )
+    layers += extra_directory_plans(settings.extra_directories, container.files_modification_time)
+    return PlatformPlan(
+        platform=base.platform,
+        base=base,
+        layers=tuple(layers),
+        container=_container(settings, base, target, project),
+    )
+
+
+def _locked(settings: JibSettings, target: TargetPython, inputs: ProjectInputs) -> LockSet:
+    if isinstance(inputs.locked, LockSet):
+        return inputs.locked
+    if inputs.locked is not None and str(target.platform) in inputs.locked:
+        return inputs.locked[str(target.platform)]
+    python = settings.python
+    index = index_config(python.index_url, python.extra_index_urls)
+    return load_dependencies(
+        settings.project_dir,
+        target=target,
+        lock=python.lock,
+        extras=inputs.extras,
+        groups=inputs.groups,
+        index=index,
+    )
+
+
+def _container(
+    settings: JibSettings, base: Image, target: TargetPython, project: ProjectWheel
+) -> ContainerPlan:
+    container = settings.container
+    entrypoint = container.entrypoint
+    if entrypoint is None:
+        entrypoint = tuple(
+            infer_entrypoint(
+                project.scripts, project.packages, project.has_main, container.app_root
+            )
+        )
+    environment = container_env(target, container.app_root, base.config.env)
+    environment.update(container.environment)
+    labels = {**base.config.labels, **_oci_labels(settings), **container.labels}
+    return ContainerPlan(
+        entrypoint=entrypoint,
+        cmd=container.args,
+        environment=environment,
+        labels=labels,
+        exposed_ports=container.ports,
+        volumes=container.volumes,
+        user=container.user,
+        working_dir=container.working_directory,
+    )
+
+
+def _oci_labels(settings: JibSettings) -> dict[str, str]:
+    """``org.opencontainers.image.*`` facts from ``[project]`` and git, as Docker shows them."""
+    project = settings.project
+    labels = {f"{OCI}title": project.name}
+    if project.version:
+        labels[f"{OCI}version"] = project.version
+    if project.description:
+        labels[f"{OCI}description"] = project.description
+    if project.license_expression:
+        labels[f"{OCI}licenses"] = project.license_expression
+    if project.authors:
+        labels[f"{OCI}authors"] = ", ".join(project.authors)
+    urls = {k.lower(): v for k, v in project.urls.items()}
+    source = next((urls[k] for k in ("source", "repository", "code") if k in urls), None)
+    if source:
+        labels[f"{OCI}source"] = source
+    if "homepage" in urls:
+        labels[f"{OCI}url"] = urls["homepage"]
+    if "documentation" in urls:
+        labels[f"{OCI}documentation"] = urls["documentation"]
+    revision = _git_revision(settings.project_dir)
+    if revision:
+        labels[f"{OCI}revision"] = revision
+    return labels
+
+
+def _oci_metadata(settings: JibSettings, created: str) -> dict[str, str]:
+    return {**_oci_labels(settings), f"{OCI}created": created}
+
+
+def _git_revision(project_dir: Path) -> str | None:
+    """The commit the project is at, if it is in a git work tree (a dirty tree still counts)."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(project_dir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _base_name(spec: str) -> str:
+    """``base.name`` wants the fully qualified reference; a local base has none."""
+    if is_local(spec):
+        return ""
+    return str(Reference.parse(spec))
+
+
+def describe(plan: BuildPlan) -> Sequence[str]:
+    """One line per platform and layer, for logs."""
+    lines = [f"pyjib {jib.__version__}: {plan.target} from {plan.base_name or 'a local base'}"]
+    for p in plan.platforms:
+        lines.append(f"  {p.platform}: {', '.join(layer.name for layer in p.layers)}")
+    return lines
