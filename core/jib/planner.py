@@ -105,7 +105,7 @@ def _platform_plan(
         base, version=python.version, executable=python.executable, cache_dir=cache.root
     )
     log.info("target Python for %s: %s", base.platform, target.describe())
-    locked = _locked(settings, target, inputs)
+    locked = _locked(settings, target, inputs, cache)
     wheels = fetch_wheels(
         locked,
         target,
@@ -131,7 +131,9 @@ def _platform_plan(
     )
 
 
-def _locked(settings: JibSettings, target: TargetPython, inputs: ProjectInputs) -> LockSet:
+def _locked(
+    settings: JibSettings, target: TargetPython, inputs: ProjectInputs, cache: Cache
+) -> LockSet:
     if isinstance(inputs.locked, LockSet):
         return inputs.locked
     if inputs.locked is not None and str(target.platform) in inputs.locked:
@@ -145,6 +147,7 @@ def _locked(settings: JibSettings, target: TargetPython, inputs: ProjectInputs) 
         extras=inputs.extras,
         groups=inputs.groups,
         index=index,
+        cache_dir=cache.root,
     )
 
 

@@ -12,21 +12,29 @@ impossible combination names the base image's Python instead of failing inside u
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from jib.atomic import write_bytes
 from jib.errors import JibError
 from jib.python.index import IndexConfig, index_config, uv_index_args
 from jib.python.locks import LockSet, find_lock, project_deps, read_lock
 from jib.python.locks.requirements import read_requirements
 from jib.python.locks.uvlock import find_uv, run_uv, uv_environment
 from jib.python.target import TargetPython
+
+log = logging.getLogger(__name__)
 
 #: uv 0.13's linux triples, used when its --help cannot be read.
 _KNOWN_MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
@@ -87,14 +95,22 @@ def _requirements(project_dir: Path, extras: Collection[str]) -> tuple[str, list
     return project.name or project_dir.name, lines
 
 
+#: How long a resolution without a lock is reused. Like Maven's daily update policy: a day-old
+#: answer saves a resolver run on every build, yet new releases still arrive the next day.
+#: Projects that need an exact, frozen answer commit a lock.
+RESOLUTION_MAX_AGE = 24 * 3600
+
+
 def resolve_unlocked(
     project_dir: Path,
     *,
     target: TargetPython,
     extras: Sequence[str] = (),
     index: IndexConfig | None = None,
+    cache_dir: Path | None = None,
 ) -> LockSet:
-    """Resolve ``[project] dependencies`` (+ extras) for the target with ``uv pip compile``."""
+    """Resolve ``[project] dependencies`` (+ extras) for the target with ``uv pip compile``;
+    with ``cache_dir``, a resolution of the same inputs younger than a day is reused."""
     project_dir = project_dir.resolve()
     project = project_deps(project_dir)
     target.check_requires_python(project.requires_python, f"project {project.name or ''}".strip())
@@ -104,30 +120,35 @@ def resolve_unlocked(
     index = index or index_config()
     uv = find_uv()
     version = target.full_version if target.version[2] else target.minor
+    args = [
+        "--python-platform",
+        uv_platform(target, uv),
+        "--python-version",
+        version,
+        "--generate-hashes",
+        "--no-header",
+        "--no-annotate",
+        "--quiet",
+        *uv_index_args(index),
+    ]
+    cached = _cached_resolution(cache_dir, lines, args)
     with tempfile.TemporaryDirectory(prefix="pyjib-resolve-") as tmp:
-        source = Path(tmp) / "requirements.in"
-        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
         output = Path(tmp) / "requirements.txt"
-        run_uv(
-            [
-                "pip",
-                "compile",
-                str(source),
-                "--output-file",
-                str(output),
-                "--python-platform",
-                uv_platform(target, uv),
-                "--python-version",
-                version,
-                "--generate-hashes",
-                "--no-header",
-                "--no-annotate",
-                "--quiet",
-                *uv_index_args(index),
-            ],
-            project_dir,
-            f"resolving the dependencies of {name} for {target.describe()} with uv",
-        )
+        if cached is not None and _fresh(cached):
+            log.debug("reusing the resolution in %s", cached)
+            output = cached
+        else:
+            source = Path(tmp) / "requirements.in"
+            source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            run_uv(
+                ["pip", "compile", str(source), "--output-file", str(output), *args],
+                project_dir,
+                f"resolving the dependencies of {name} for {target.describe()} with uv",
+            )
+            if cached is not None:
+                with contextlib.suppress(OSError):
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    write_bytes(cached, output.read_bytes())
         found = read_requirements(output, target=target, project_dir=project_dir)
     return LockSet.from_packages(
         found.packages,
@@ -138,6 +159,22 @@ def resolve_unlocked(
     )
 
 
+def _cached_resolution(
+    cache_dir: Path | None, lines: Sequence[str], args: Sequence[str]
+) -> Path | None:
+    if cache_dir is None:
+        return None
+    key = hashlib.sha256(json.dumps([list(lines), list(args)]).encode()).hexdigest()
+    return cache_dir / "resolutions" / f"{key}.txt"
+
+
+def _fresh(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < RESOLUTION_MAX_AGE
+    except OSError:
+        return False
+
+
 def load_dependencies(
     project_dir: Path,
     *,
@@ -146,11 +183,14 @@ def load_dependencies(
     extras: Sequence[str] = (),
     groups: Collection[str] | None = None,
     index: IndexConfig | None = None,
+    cache_dir: Path | None = None,
 ) -> LockSet:
     """The lock's packages for the target if the project has a lock, else a uv resolution."""
     if find_lock(project_dir, lock) is not None:
         return read_lock(project_dir, lock, target=target, extras=extras, groups=groups)
-    return resolve_unlocked(project_dir, target=target, extras=extras, index=index)
+    return resolve_unlocked(
+        project_dir, target=target, extras=extras, index=index, cache_dir=cache_dir
+    )
 
 
 __all__ = [
