@@ -3,18 +3,14 @@
 console script under Podman; built for linux/arm64 on this x86_64 host, its libraries are
 aarch64 ones.
 
-Dependency wheels come from ``fetch_wheels``, a stand-in for the target-aware fetcher
-(jib.python.wheels) until it lands: ``pip download`` with an exact platform tag.
+Dependency wheels are resolved with uv for the target and fetched by jib.python.wheels.
 """
 
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 import tarfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -23,9 +19,11 @@ from jib.image import mutate
 from jib.image.descriptor import Platform
 from jib.image.reference import Reference
 from jib.local import read_local, tarball
+from jib.python import wheels
 from jib.python.entrypoint import infer_entrypoint
 from jib.python.layers import APPLICATION, DEPENDENCIES, container_env, python_layers
 from jib.python.project import ProjectWheel, load_project
+from jib.python.resolve import load_dependencies
 from jib.python.target import TargetPython
 
 pytestmark = pytest.mark.e2e
@@ -48,25 +46,10 @@ def debian_target(arch: str) -> TargetPython:
     return TargetPython(platform=Platform("linux", arch), **DEBIAN_PYTHON)  # type: ignore[arg-type]
 
 
-def fetch_wheels(requirements: Sequence[str], target: TargetPython, dest: Path) -> list[Path]:
-    """The wheels of ``requirements`` and their dependencies for ``target``.
-
-    A stand-in for the real fetcher: pip with an exact manylinux2014 platform (so markers are
-    evaluated for the host, fine for these two packages).
-    """
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}[target.platform.architecture]
-    tag = f"{target.version[0]}{target.version[1]}"
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-            "--only-binary=:all:", "--platform", f"manylinux2014_{machine}",
-            "--python-version", target.minor, "--implementation", "cp", "--abi", f"cp{tag}",
-            "-d", str(dest), *requirements,
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return sorted(dest.glob("*.whl"))
+def fetch_wheels(project_dir: Path, target: TargetPython, cache: Path) -> list[Path]:
+    """The project's dependencies resolved and fetched for ``target``, as a build does it."""
+    lockset = load_dependencies(project_dir, target=target, cache_dir=cache)
+    return [w.path for w in wheels.fetch_wheels(lockset, target, cache_dir=cache)]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +77,7 @@ def test_native_app_runs_from_its_console_script(
 ) -> None:
     target = debian_target("amd64")
     started = time.perf_counter()
-    wheels = fetch_wheels(project.requires_dist, target, tmp_path / "wheels")
+    wheels = fetch_wheels(APP_NATIVE, target, tmp_path / "cache")
     assert {w.name.split("-")[0].lower() for w in wheels} == {"markupsafe", "six"}
     layers = python_layers(
         target,
@@ -160,7 +143,7 @@ def test_arm64_build_on_x86_64_carries_aarch64_libraries(
     tmp_path: Path, project: ProjectWheel
 ) -> None:
     target = debian_target("arm64")
-    wheels = fetch_wheels(project.requires_dist, target, tmp_path / "wheels")
+    wheels = fetch_wheels(APP_NATIVE, target, tmp_path / "cache")
     assert any("aarch64" in w.name for w in wheels)
     layers = python_layers(
         target,
