@@ -22,6 +22,8 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
     """A writable file that becomes ``target`` when the block ends without an exception."""
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp makes 0600 files; what pyjib writes is for the user's tools too (umask rules).
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             yield f
         os.replace(name, target)
@@ -29,6 +31,16 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
         with suppress(OSError):
             os.unlink(name)
         raise
+
+
+def _umask() -> int:
+    # Reading the umask means setting it; done once, at import, before any thread writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 def write_bytes(target: Path, data: bytes) -> None:

@@ -166,7 +166,7 @@ def _platform_plan(
         base, version=python.version, executable=python.executable, cache_dir=cache.root
     )
     log.info("target Python for %s: %s", base.platform, target.describe())
-    locked = _locked(settings, target, inputs, cache)
+    locked = _locked(settings, target, inputs, cache, project)
     wheels = fetch_wheels(
         locked,
         target,
@@ -193,7 +193,11 @@ def _platform_plan(
 
 
 def _locked(
-    settings: JibSettings, target: TargetPython, inputs: ProjectInputs, cache: Cache
+    settings: JibSettings,
+    target: TargetPython,
+    inputs: ProjectInputs,
+    cache: Cache,
+    project: ProjectWheel,
 ) -> LockSet:
     if isinstance(inputs.locked, LockSet):
         return inputs.locked
@@ -209,6 +213,7 @@ def _locked(
         groups=inputs.groups,
         index=index,
         cache_dir=cache.root,
+        requires_dist=project.requires_dist,
     )
 
 

@@ -24,6 +24,7 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from jib.atomic import write_bytes
@@ -32,6 +33,7 @@ from jib.python.index import IndexConfig, index_config, uv_index_args
 from jib.python.locks import LockSet, find_lock, project_deps, read_lock
 from jib.python.locks.requirements import read_requirements
 from jib.python.locks.uvlock import find_uv, run_uv, uv_environment
+from jib.python.markers import evaluate
 from jib.python.target import TargetPython
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,23 @@ def uv_platform(target: TargetPython, uv: str | None = None) -> str:
     return f"{arch}-manylinux_2_{max(known)}"
 
 
+def _from_metadata(
+    requires_dist: Sequence[str], own: str | None, target: TargetPython, extras: Collection[str]
+) -> list[str]:
+    """The built wheel's ``Requires-Dist`` that apply to the target with ``extras``, markers
+    evaluated here for the target (so uv gets plain requirements)."""
+    lines = []
+    for line in requires_dist:
+        req = Requirement(line)
+        if own is not None and canonicalize_name(req.name) == own:
+            continue
+        if req.marker is not None and not evaluate(req.marker, target, extras=extras):
+            continue
+        req.marker = None
+        lines.append(str(req))
+    return lines
+
+
 def _requirements(project_dir: Path, extras: Collection[str]) -> tuple[str, list[str]]:
     project = project_deps(project_dir)
     lines = list(project.dependencies)
@@ -108,13 +127,22 @@ def resolve_unlocked(
     extras: Sequence[str] = (),
     index: IndexConfig | None = None,
     cache_dir: Path | None = None,
+    requires_dist: Sequence[str] | None = None,
 ) -> LockSet:
-    """Resolve ``[project] dependencies`` (+ extras) for the target with ``uv pip compile``;
-    with ``cache_dir``, a resolution of the same inputs younger than a day is reused."""
+    """Resolve the project's dependencies (+ extras) for the target with ``uv pip compile``;
+    with ``cache_dir``, a resolution of the same inputs younger than a day is reused.
+
+    ``requires_dist``, the built wheel's metadata, wins over ``[project] dependencies``: it
+    includes what build hooks and dynamic metadata added.
+    """
     project_dir = project_dir.resolve()
     project = project_deps(project_dir)
     target.check_requires_python(project.requires_python, f"project {project.name or ''}".strip())
-    name, lines = _requirements(project_dir, extras)
+    if requires_dist is not None:
+        name = project.name or project_dir.name
+        lines = _from_metadata(requires_dist, project.name, target, extras)
+    else:
+        name, lines = _requirements(project_dir, extras)
     if not lines:
         return LockSet.from_packages([], target, source="uv pip compile")
     index = index or index_config()
@@ -184,12 +212,18 @@ def load_dependencies(
     groups: Collection[str] | None = None,
     index: IndexConfig | None = None,
     cache_dir: Path | None = None,
+    requires_dist: Sequence[str] | None = None,
 ) -> LockSet:
     """The lock's packages for the target if the project has a lock, else a uv resolution."""
     if find_lock(project_dir, lock) is not None:
         return read_lock(project_dir, lock, target=target, extras=extras, groups=groups)
     return resolve_unlocked(
-        project_dir, target=target, extras=extras, index=index, cache_dir=cache_dir
+        project_dir,
+        target=target,
+        extras=extras,
+        index=index,
+        cache_dir=cache_dir,
+        requires_dist=requires_dist,
     )
 
 

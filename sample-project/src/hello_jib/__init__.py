@@ -1,19 +1,8 @@
-"""A tiny app: prints a greeting, escaped by a native-wheel dependency, and where it runs."""
+"""hello-jib: a small web app, served from a container image that `hatch build -t jib` built."""
 
 from __future__ import annotations
 
-import os
-import platform
-import sys
+__version__ = "0.1.0"
 
-from markupsafe import escape
-
-
-def main() -> None:
-    greeting = os.environ.get("GREETING", "Hello")
-    print(f"{escape(greeting + ' <pyjib>')} from hello-jib on Python {platform.python_version()}")
-    print(f"interpreter: {sys.executable}")
-
-
-if __name__ == "__main__":
-    main()
+#: What the page says under its title (the README's demo changes this line and pushes again).
+TAGLINE = "Built with hatch build -t jib: no Dockerfile, no Docker daemon."

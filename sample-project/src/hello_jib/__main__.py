@@ -1,3 +1,3 @@
-from hello_jib import main
+from hello_jib.server import main
 
 main()

@@ -1,0 +1,1 @@
+"""hatch-app: what `hatch build -t jib` puts in an image."""
