@@ -1,0 +1,1 @@
+"""The test application of tests/test_poetry_plugin.py."""
