@@ -161,7 +161,9 @@ class JibCommand(GroupCommand):
         )
         with _jib_logging(self.io), tempfile.TemporaryDirectory(prefix="poetry-jib-") as tmp:
             wheel = self._project_wheel(poetry, Path(tmp))
-            inputs = ProjectInputs(wheel=wheel, extras=extras, groups=groups)
+            inputs = ProjectInputs(
+                wheel=wheel, extras=extras, groups=groups, package=poetry.is_package_mode
+            )
             build(
                 project_dir,
                 self.targets,
@@ -220,12 +222,10 @@ class JibCommand(GroupCommand):
         )
 
     def _project_wheel(self, poetry: Poetry, out_dir: Path) -> Path | None:
-        """The project's wheel, built by poetry-core here; None: the core builds it (PEP 517)."""
+        """The project's wheel, built by poetry-core here; None: the core builds it (PEP 517),
+        or, in non-package mode (``package-mode = false``), there is none."""
         if not poetry.is_package_mode:
-            raise JibCommandError(
-                "This project is in non-package mode (package-mode = false); poetry jib "
-                "needs a package to put in the image. Set package-mode = true."
-            )
+            return None
         if self._needs_isolated_build(poetry):
             self.line("  - Building wheel (isolated, through the project's build backend)")
             return None

@@ -417,3 +417,24 @@ def test_requires_plugins_installs_the_plugin_for_the_project(
         bare(app, "jib", "build", "--from-image", f"tar://{base_image_tar}", "--output", "p.tar")
     )
     assert f"Wrote {app / 'p.tar'}" in out
+
+
+def test_non_package_mode_ships_dependencies_and_the_given_entrypoint(
+    poetry: PoetryCLI, app: Path, base_image_tar: Path, podman: object
+) -> None:
+    pyproject = app / "pyproject.toml"
+    text = pyproject.read_text().replace("[tool.poetry]\n", "[tool.poetry]\npackage-mode = false\n")
+    code = "import markupsafe, localdep; print('deps ok')"
+    entrypoint = f'["/app/.venv/bin/python", "-c", "{code}"]'
+    pyproject.write_text(text + f"\n[tool.jib.container]\nentrypoint = {entrypoint}\n")
+    ok(poetry(app, "lock"))
+    out = ok(
+        poetry(app, "jib", "build", "-i", "localhost/poetry-app:nopkg",
+               "--from-image", f"tar://{base_image_tar}", "--output", "out/nopkg.tar")
+    )  # fmt: skip
+    assert "Wrote" in out
+    tar = app / "out" / "nopkg.tar"
+    assert "localhost/poetry-app:nopkg" in podman.load(tar)  # type: ignore[attr-defined]
+    assert podman.run("localhost/poetry-app:nopkg").stdout.strip() == "deps ok"  # type: ignore[attr-defined]
+    files = layer_files(tar)
+    assert not any("poetry_app" in n for n in files)

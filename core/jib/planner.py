@@ -20,6 +20,7 @@ from pathlib import Path
 import jib
 from jib.cache import Cache
 from jib.config.settings import JibSettings
+from jib.errors import JibError
 from jib.extradirs import extra_directory_plans
 from jib.image.image import Image
 from jib.image.reference import Reference
@@ -52,6 +53,9 @@ class ProjectInputs:
     locked: Mapping[str, LockSet] | LockSet | None = None
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] | None = None
+    #: False for a project that is not a package (Poetry's ``package-mode = false``): its
+    #: dependencies go in the image, no wheel of its own does.
+    package: bool = True
 
 
 def plan_project(
@@ -116,12 +120,16 @@ _NOT_SOURCES = frozenset(
 )
 
 
-def _project_wheel(settings: JibSettings, cache: Cache, inputs: ProjectInputs) -> ProjectWheel:
+def _project_wheel(
+    settings: JibSettings, cache: Cache, inputs: ProjectInputs
+) -> ProjectWheel | None:
     """The project's wheel: the front end's, else one built from these very sources before
     (found by their paths, sizes and mtimes, as Jib finds unchanged class files), else built.
 
     A no-op rebuild so skips the PEP 517 build, the slowest step of a warm build.
     """
+    if not inputs.package:
+        return None
     if inputs.wheel is not None:
         return load_project(settings.project_dir, cache.root, wheel=inputs.wheel)
     name = settings.project.normalized_name
@@ -157,7 +165,7 @@ def _source_fingerprint(project_dir: Path) -> str:
 def _platform_plan(
     settings: JibSettings,
     base: Image,
-    project: ProjectWheel,
+    project: ProjectWheel | None,
     cache: Cache,
     inputs: ProjectInputs,
 ) -> PlatformPlan:
@@ -179,7 +187,7 @@ def _platform_plan(
         target,
         dependency_wheels=[w.path for w in wheels if w.source_kind in ("registry", "url")],
         local_wheels=[w.path for w in wheels if w.source_kind not in ("registry", "url")],
-        project_wheel=project.path,
+        project_wheel=project.path if project is not None else None,
         app_root=container.app_root,
         compile_bytecode=python.compile_bytecode,
     )
@@ -197,7 +205,7 @@ def _locked(
     target: TargetPython,
     inputs: ProjectInputs,
     cache: Cache,
-    project: ProjectWheel,
+    project: ProjectWheel | None,
 ) -> LockSet:
     if isinstance(inputs.locked, LockSet):
         return inputs.locked
@@ -213,16 +221,22 @@ def _locked(
         groups=inputs.groups,
         index=index,
         cache_dir=cache.root,
-        requires_dist=project.requires_dist,
+        requires_dist=project.requires_dist if project is not None else None,
     )
 
 
 def _container(
-    settings: JibSettings, base: Image, target: TargetPython, project: ProjectWheel
+    settings: JibSettings, base: Image, target: TargetPython, project: ProjectWheel | None
 ) -> ContainerPlan:
     container = settings.container
     entrypoint = container.entrypoint
+    if entrypoint is None and project is None:
+        raise JibError(
+            "set [tool.jib.container] entrypoint: a project that is not a package has no "
+            "scripts or packages to infer it from"
+        )
     if entrypoint is None:
+        assert project is not None
         entrypoint = tuple(
             infer_entrypoint(
                 project.scripts, project.packages, project.has_main, container.app_root
