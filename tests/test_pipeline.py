@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,13 @@ from testbed.registry import Registry
 
 from jib.cache import Cache
 from jib.image.descriptor import Platform
+from jib.image.digest import Digest
 from jib.image.image import Image
 from jib.image.reference import Reference
 from jib.layers import LayerEntry
+from jib.pipeline.assemble import LayerOutcome
 from jib.pipeline.base import resolve_bases
+from jib.pipeline.events import BuildEvents
 from jib.pipeline.outputs import OutputPaths
 from jib.pipeline.run import Outputs, containerize
 from jib.plan import BuildPlan, ContainerPlan, LayerPlan, PlatformPlan
@@ -203,3 +207,56 @@ def test_multi_platform_push_makes_an_index(
     assert result.digest.startswith("sha256:")
     # The shared app and dependency layers were built once, not once per platform.
     assert sum(not o.cached for o in result.layers) == 2
+
+
+class _Recorder(BuildEvents):
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, ...]] = []
+        self.sent: dict[str, int] = {}
+
+    def layer_done(self, outcome: LayerOutcome) -> None:
+        with self.lock:
+            self.calls.append(("layer", outcome.name, str(outcome.cached)))
+
+    def blob_started(self, digest: Digest, size: int, what: str) -> None:
+        with self.lock:
+            self.calls.append(("start", what, str(size)))
+
+    def blob_progress(self, digest: Digest, sent: int) -> None:
+        with self.lock:
+            self.sent[str(digest)] = sent
+
+    def blob_done(self, digest: Digest, how: str) -> None:
+        with self.lock:
+            self.calls.append(("done", str(digest), how))
+
+
+def test_events_report_layers_and_upload_bytes(
+    tmp_path: Path, registry: Registry, base_image_ref: str
+) -> None:
+    cache = Cache(tmp_path / "cache")
+    events = _Recorder()
+    with Registries() as regs:
+        client = regs.get(registry.host, default_keychain(environ={}))
+        plan = _plan(
+            base_image_ref, f"{registry.host}/pipeline/events:1", b"print(3)\n", tmp_path, cache,
+            regs,
+        )  # fmt: skip
+        result = containerize(plan, Outputs(push=True), cache=cache, target=client, events=events)
+    layers = {c[1] for c in events.calls if c[0] == "layer"}
+    assert layers == {"dependencies", "application"}
+    done = {c[1]: c[2] for c in events.calls if c[0] == "done"}
+    started = {c[1] for c in events.calls if c[0] == "start"}
+    assert {"base layer 1/1", "dependencies", "application", "config"} <= started
+    # Every uploaded blob was read through to its last byte, as counted by the wrapper.
+    uploaded = [o.layer for o in result.layers]
+    for layer in uploaded:
+        assert done[str(layer.digest)] == "uploaded"
+        assert events.sent[str(layer.digest)] == layer.size
+    base = plan.platforms[0].base.layers[0]
+    assert done[str(base.digest)] == "mounted" and str(base.digest) not in events.sent
+    assert result.blob_bytes["mounted"] == base.size
+    assert result.blob_bytes["uploaded"] == result.uploaded_bytes
+    # The layers and the config (whose size pyjib's summary counts in too).
+    assert result.uploaded_bytes > sum(layer.size for layer in uploaded)

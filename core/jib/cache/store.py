@@ -7,11 +7,17 @@ Layout under the cache root (``JIB_CACHE_DIR``, default the user cache dir + ``p
     selectors/<sha256>.json       selector -> the layer it built (digest, diff_id, sizes, stat)
     documents/<sha256>.json       small JSON documents (base manifests/configs by reference)
     locks/                        flock files, so concurrent builds never write one entry twice
+    (and wheels/, python-targets/, project-wheels/, written by the Python planner)
 
 Every write is atomic (temp file + rename), so readers need no lock and a crash leaves no torn
 entry. Entries are checked before use: a selector whose layer file changed since it was written
 (size or mtime, as after a hand truncation) is re-hashed, and dropped with a warning if the hash
 no longer matches; a pulled blob is verified as it is downloaded and as it is read.
+
+The cache has a size cap (``JIB_CACHE_MAX_SIZE``, default 5 GB), kept by deleting the
+least-recently-used entries (``prune.py``): each build holds ``in_use()`` (a shared lock) while
+it runs, and pruning happens only under the exclusive lock, so it never pulls an entry from
+under a running build.
 """
 
 from __future__ import annotations
@@ -62,6 +68,35 @@ class Cache:
             ) from None
 
     # -- locking -------------------------------------------------------------------------------
+
+    @property
+    def _use_lock(self) -> Path:
+        return self.root / "locks" / "cache-in-use.lock"
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) by a build for its whole life: pruning waits for, or skips, it."""
+        with self._use_lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def exclusive(self, *, wait: bool = True) -> Iterator[bool]:
+        """The whole cache to oneself (no build running); yields False at once if ``wait`` is
+        False and a build holds ``in_use()``. Never take it while holding ``in_use()``."""
+        with self._use_lock.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
@@ -192,7 +227,9 @@ class Cache:
     def get_document(self, key: str) -> Any | None:
         path = self._document_path(key)
         try:
-            return json.loads(path.read_bytes())
+            value = json.loads(path.read_bytes())
+            _touch(path)
+            return value
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as err:

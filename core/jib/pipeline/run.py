@@ -25,6 +25,7 @@ from jib.image.layer import Layer
 from jib.image.reference import Reference
 from jib.pipeline import outputs
 from jib.pipeline.assemble import LayerOutcome, assemble, build_layers
+from jib.pipeline.events import BuildEvents, CountingLayer
 from jib.plan import BuildPlan
 from jib.registry import push as registry_push
 from jib.registry.client import RegistryClient
@@ -51,6 +52,8 @@ class BuildResult:
     layers: list[LayerOutcome] = field(default_factory=list)
     #: For a push: how each blob got there ("exists", "mounted", "uploaded").
     blobs: Counter[str] = field(default_factory=Counter)
+    #: The same, in bytes: what was already there, mounted, uploaded (configs included).
+    blob_bytes: Counter[str] = field(default_factory=Counter)
     uploaded_bytes: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     engine: str | None = None
@@ -72,15 +75,32 @@ def containerize(
     target: RegistryClient | None = None,
     jobs: int = 4,
     on_layer: Callable[[LayerOutcome], None] | None = None,
+    events: BuildEvents | None = None,
 ) -> BuildResult:
-    """Build ``plan`` and deliver it to ``out``; ``target`` is the client for a push."""
+    """Build ``plan`` and deliver it to ``out``; ``target`` is the client for a push.
+
+    ``events`` hears of each layer and blob as it goes (for progress); ``on_layer`` is the
+    older, layer-only form of the same."""
     if out.push and target is None:
         raise ValueError("a push needs the target registry's client")
+    events = events or BuildEvents()
     started = time.monotonic()
     result = BuildResult(image=None, references=plan.references)  # type: ignore[arg-type]
-    pusher = _Pusher(target, plan.target.repository, plan, result, jobs) if out.push else None
+    pusher = (
+        _Pusher(target, plan.target.repository, plan, result, jobs, events) if out.push else None
+    )
+
+    def layer_done(outcome: LayerOutcome) -> None:
+        events.layer_done(outcome)
+        if on_layer is not None:
+            on_layer(outcome)
+
     try:
-        per_platform = build_layers(plan, cache, jobs=max(2, jobs // 2), on_layer=on_layer)
+        events.phase("build")
+        events.layers_planned(
+            [(str(p.platform), layer.name) for p in plan.platforms for layer in p.layers]
+        )
+        per_platform = build_layers(plan, cache, jobs=max(2, jobs // 2), on_layer=layer_done)
         if pusher is not None:
             pusher.start([p.base.layers for p in plan.platforms], per_platform)
         images = []
@@ -91,10 +111,11 @@ def containerize(
         result.timings["build"] = time.monotonic() - started
         result.image = _top(plan, images)
         if pusher is not None:
+            events.phase("push")
             pusher.finish(result.image)
             result.pushed = True
             result.timings["push"] = time.monotonic() - started - result.timings["build"]
-        _local_outputs(plan, out, result, cache.root)
+        _local_outputs(plan, out, result, cache.root, events)
     finally:
         if pusher is not None:
             pusher.close()
@@ -111,8 +132,12 @@ def _top(plan: BuildPlan, images: Sequence[Image]) -> Image | ImageIndex:
     return ImageIndex.build(images, media_type=media_type, annotations=plan.annotations)
 
 
-def _local_outputs(plan: BuildPlan, out: Outputs, result: BuildResult, scratch: Path) -> None:
+def _local_outputs(
+    plan: BuildPlan, out: Outputs, result: BuildResult, scratch: Path, events: BuildEvents
+) -> None:
     step = time.monotonic()
+    if out.tar or out.oci_layout or out.load:
+        events.phase("write")
     if out.tar is not None:
         outputs.write_tarball(out.tar, result.image, plan.references)
     if out.oci_layout is not None:
@@ -133,8 +158,10 @@ class _Pusher:
         plan: BuildPlan,
         result: BuildResult,
         jobs: int,
+        events: BuildEvents,
     ) -> None:
         assert client is not None
+        self.events = events
         self.client = client
         self.repository = repository
         self.plan = plan
@@ -160,27 +187,40 @@ class _Pusher:
         # Authenticate now, while layers are still building.
         self.pending.append(self.pool.submit(self.client.ping))
         for layers in base_layers:
-            for layer in layers:
-                self._push_soon(layer)
+            for i, layer in enumerate(layers):
+                self._push_soon(layer, f"base layer {i + 1}/{len(layers)}")
         for futures in built:
             for future in futures:
                 future.add_done_callback(self._on_built)
 
     def _on_built(self, future: Future[LayerOutcome]) -> None:
         if not future.cancelled() and future.exception() is None:
-            self._push_soon(future.result().layer)
+            outcome = future.result()
+            self._push_soon(outcome.layer, outcome.name)
 
-    def _push_soon(self, layer: Layer) -> None:
+    def _push_soon(self, layer: Layer, label: str) -> None:
         with self.lock:
             if str(layer.digest) in self.seen:
                 return
             self.seen.add(str(layer.digest))
-            self.pending.append(self.pool.submit(self._push_blob, layer))
+            self.pending.append(self.pool.submit(self._push_blob, layer, label))
 
-    def _push_blob(self, layer: Layer) -> None:
-        how = registry_push.push_blob(self.client, self.repository, layer, scopes=self.scopes)
+    def _push_blob(self, layer: Layer | registry_push.BytesBlob, label: str) -> None:
+        digest, events = layer.digest, self.events
+        events.blob_started(digest, layer.size, label)
+        counted = CountingLayer(layer, lambda sent: events.blob_progress(digest, sent))
+        what = "config" if label == "config" else "layer"
+        how = registry_push.push_blob(
+            self.client,
+            self.repository,
+            counted,  # type: ignore[arg-type]
+            scopes=self.scopes,
+            what=what,
+        )
+        events.blob_done(digest, how)
         with self.lock:
             self.result.blobs[how] += 1
+            self.result.blob_bytes[how] += layer.size
             if how == "uploaded":
                 self.result.uploaded_bytes += layer.size
 
@@ -198,10 +238,8 @@ class _Pusher:
         images = top.images if isinstance(top, ImageIndex) else (top,)
         for image in images:
             config = registry_push.BytesBlob(image.raw_config, image.manifest.config.media_type)
-            how = registry_push.push_blob(
-                self.client, self.repository, config, scopes=self.scopes, what="config"
-            )
-            self.result.blobs[how] += 1
+            self._push_blob(config, "config")
+        self.events.phase("manifests")
         target = self.plan.target
         if isinstance(top, ImageIndex):
             for image in images:
