@@ -52,6 +52,33 @@ class BlobLayer:
         return self.opener()
 
 
+class LayerWrapper:
+    """Base for a layer around ``self.layer``: same digests, size and type, same bytes, unless
+    the subclass says otherwise. Wrappers keep the wrapped one as ``layer`` so code looking
+    for where a layer came from (a cross-repository mount) can see through them."""
+
+    layer: Layer
+
+    @property
+    def digest(self) -> Digest:
+        return self.layer.digest
+
+    @property
+    def diff_id(self) -> Digest:
+        return self.layer.diff_id
+
+    @property
+    def size(self) -> int:
+        return self.layer.size
+
+    @property
+    def media_type(self) -> str:
+        return self.layer.media_type
+
+    def open(self) -> BinaryIO:
+        return self.layer.open()
+
+
 @dataclass(frozen=True)
 class RetypedLayer:
     """Another layer under a different media type (the same bytes; OCI and Docker names differ)."""

@@ -18,8 +18,9 @@ from typing import BinaryIO
 from jib.cache import Cache
 from jib.errors import JibError
 from jib.image.descriptor import Platform
-from jib.image.digest import Digest, VerifyingReader
+from jib.image.digest import VerifyingReader
 from jib.image.image import Image
+from jib.image.layer import LayerWrapper
 from jib.image.reference import Reference
 from jib.local import is_local, read_local
 from jib.registry.client import Registries
@@ -28,27 +29,11 @@ from jib.registry.pull import RegistryLayer
 
 
 @dataclass(frozen=True)
-class CachedLayer:
+class CachedLayer(LayerWrapper):
     """A registry layer whose bytes are downloaded into the cache the first time they're read."""
 
     layer: RegistryLayer
     cache: Cache
-
-    @property
-    def digest(self) -> Digest:
-        return self.layer.digest
-
-    @property
-    def diff_id(self) -> Digest:
-        return self.layer.diff_id
-
-    @property
-    def size(self) -> int:
-        return self.layer.size
-
-    @property
-    def media_type(self) -> str:
-        return self.layer.media_type
 
     @property
     def source(self) -> tuple[str, str]:

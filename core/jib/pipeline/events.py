@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from jib.image.digest import Digest
-from jib.image.layer import Layer
+from jib.image.layer import Layer, LayerWrapper
 
 if TYPE_CHECKING:
     from jib.pipeline.assemble import LayerOutcome
@@ -40,29 +40,13 @@ class BuildEvents:
 
 
 @dataclass(frozen=True)
-class CountingLayer:
+class CountingLayer(LayerWrapper):
     """``layer`` whose readers report how many bytes were read, so an upload shows progress
     without the registry client knowing. ``layer`` is kept under that name so the client still
     sees where it came from (for a cross-repository mount)."""
 
     layer: Layer
     on_read: Callable[[int], None]
-
-    @property
-    def digest(self) -> Digest:
-        return self.layer.digest
-
-    @property
-    def diff_id(self) -> Digest:
-        return self.layer.diff_id
-
-    @property
-    def size(self) -> int:
-        return self.layer.size
-
-    @property
-    def media_type(self) -> str:
-        return self.layer.media_type
 
     def open(self) -> BinaryIO:
         self.on_read(0)
