@@ -45,7 +45,7 @@ from jib.atomic import write_bytes
 from jib.errors import JibError
 from jib.python.index import IndexConfig, SimpleIndex, index_config, redact, uv_index_args
 from jib.python.locks import LockedFile, LockedPackage, LockSet, SourceKind, best_wheel, sdist_of
-from jib.python.tags import tag_ranks
+from jib.python.tags import tag_ranks, target_tags
 from jib.python.target import TargetPython
 
 log = logging.getLogger(__name__)
@@ -149,17 +149,53 @@ class _Fetcher:
 
     def _registry(self, package: LockedPackage) -> FetchedWheel:
         files = list(package.files)
-        if not files or any(f.url is None and f.path is None for f in files):
+        needs_index = not files or any(f.url is None and f.path is None for f in files)
+        choice = self._choice_path(package) if needs_index else None
+        if choice is not None and (known := self._known_choice(choice)) is not None:
+            return self._result(package, *known)
+        if needs_index:
             files = self._from_index(package)
         wheel = best_wheel(files, self.target)
         if wheel is not None:
             path, sha256 = self._get(wheel, package)
+            if choice is not None:
+                self._remember_choice(choice, path, sha256)
             return self._result(package, path, sha256)
         sdist = sdist_of(files)
         if sdist is None:
             raise self._no_wheel(package, "and no sdist to build one from")
         path, _ = self._get(sdist, package)
         return self._built_from_sdist(package, path, sdist)
+
+    # -- remembered choices --------------------------------------------------------------------
+    # A lock that pins hashes but no URLs (requirements, uv pip compile, poetry.lock) needs the
+    # index to find its files. Which wheel the target then gets is fixed by the pins and the
+    # target's tags, so the choice is remembered under exactly those, and a warm build asks the
+    # index nothing.
+
+    def _choice_path(self, package: LockedPackage) -> Path | None:
+        pins = sorted(package.allowed_sha256)
+        if not pins:
+            return None  # unpinned: the index's current answer is the answer
+        key = json.dumps(
+            [package.name, package.version, pins, [str(t) for t in target_tags(self.target)]]
+        )
+        return self.root / "choices" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    def _known_choice(self, choice: Path) -> tuple[Path, str] | None:
+        try:
+            known = json.loads(choice.read_text())
+            path = self._cached(known["sha256"], known["filename"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return (path, known["sha256"]) if path is not None else None
+
+    def _remember_choice(self, choice: Path, path: Path, sha256: str) -> None:
+        try:
+            choice.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(choice, json.dumps({"filename": path.name, "sha256": sha256}).encode())
+        except OSError as exc:  # an optimization only: the next build asks the index again
+            log.debug("cannot remember the wheel choice %s: %s", choice, exc)
 
     def _from_index(self, package: LockedPackage) -> list[LockedFile]:
         """The lock's files with URLs from the index; matched by name, else by locked hash."""
