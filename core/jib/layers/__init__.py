@@ -7,7 +7,7 @@ Same entries, same pyjib version -> same bytes on any machine (see ``compress`` 
 deflate encoder matters, and ``tar`` for the archive's rules).
 """
 
-from jib.layers.builder import BuiltLayer, build_layer
+from jib.layers.builder import BuiltLayer, build_layer, compress_tar
 from jib.layers.compress import DEFAULT_COMPRESSION, MEMBER_SIZE, Compression
 from jib.layers.entries import (
     DIRECTORY_MODE,
@@ -36,6 +36,7 @@ __all__ = [
     "LayerEntry",
     "LayerPathError",
     "build_layer",
+    "compress_tar",
     "entries_from_tree",
     "normalize_target",
     "write_tar",

@@ -14,7 +14,7 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -106,6 +106,41 @@ def build_layer(
     give the same bytes, whatever the host. ``threads`` only changes the speed.
     Failures are JibErrors that name the file at fault; nothing partial is left in ``out_dir``.
     """
+    return _build(
+        lambda tar: write_tar(entries, tar),
+        out_dir,
+        compression=compression,
+        threads=threads,
+        media_type=media_type,
+    )
+
+
+def compress_tar(
+    stream: BinaryIO,
+    out_dir: str | os.PathLike[str],
+    *,
+    compression: Compression = DEFAULT_COMPRESSION,
+    threads: int | None = None,
+    media_type: str = OCI_LAYER_GZIP,
+) -> BuiltLayer:
+    """An existing uncompressed layer tar (a ``docker save`` layer), gzipped the same
+    reproducible way, with its diff_id computed on the way."""
+
+    def copy(tar: Sink) -> None:
+        while chunk := stream.read(1 << 20):
+            tar.write(chunk)
+
+    return _build(copy, out_dir, compression=compression, threads=threads, media_type=media_type)
+
+
+def _build(
+    produce: Callable[[Sink], None],
+    out_dir: str | os.PathLike[str],
+    *,
+    compression: Compression,
+    threads: int | None,
+    media_type: str,
+) -> BuiltLayer:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +154,7 @@ def build_layer(
             gzip = gzip_writer(compression, compressed, threads=threads)
             try:
                 tar = _Hashing(gzip)
-                write_tar(entries, tar)
+                produce(tar)
                 gzip.close()
             finally:
                 gzip.abort()

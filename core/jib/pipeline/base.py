@@ -15,17 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import jib
 from jib.cache import Cache
 from jib.errors import JibError
+from jib.image import mediatypes
 from jib.image.descriptor import Platform
 from jib.image.digest import VerifyingReader
 from jib.image.image import Image
-from jib.image.layer import LayerWrapper
+from jib.image.layer import Layer, LayerWrapper
 from jib.image.reference import Reference
+from jib.layers import BuiltLayer, compress_tar
 from jib.local import is_local, read_local
 from jib.registry.client import Registries
 from jib.registry.credentials import Keychain
 from jib.registry.pull import RegistryLayer
+
+_UNCOMPRESSED = frozenset({mediatypes.OCI_LAYER, mediatypes.DOCKER_LAYER})
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def resolve_bases(
 ) -> list[Image]:
     """The base image for each of ``platforms``, in order."""
     if is_local(spec):
-        return [_local(spec, platform, project_dir) for platform in platforms]
+        return [_compressed(_local(spec, platform, project_dir), cache) for platform in platforms]
     ref = Reference.parse(spec)
     client = registries.get(ref.registry, keychain)
 
@@ -78,6 +83,30 @@ def resolve_bases(
         return [pull(platforms[0])]
     with ThreadPoolExecutor(min(4, len(platforms)), "pyjib-base") as pool:
         return list(pool.map(pull, platforms))
+
+
+def _compressed(image: Image, cache: Cache) -> Image:
+    """``image`` with its uncompressed layers (``docker save`` writes them so) gzipped once,
+    into the cache, as Jib does: pushes and tarballs then carry a third of the bytes."""
+    if not any(layer.media_type in _UNCOMPRESSED for layer in image.layers):
+        return image
+    layers = []
+    for layer in image.layers:
+        if layer.media_type not in _UNCOMPRESSED:
+            layers.append(layer)
+            continue
+
+        def compress(out: Path, layer: Layer = layer) -> BuiltLayer:
+            with layer.open() as stream:
+                return compress_tar(stream, out)
+
+        built, _ = cache.layer(f"gzip:{jib.__version__}:{layer.diff_id}", compress)
+        if built.diff_id != layer.diff_id:
+            raise JibError(f"base layer {layer.diff_id} changed while it was compressed")
+        layers.append(built)
+    return Image.build(
+        image.config, layers, media_type=image.media_type, raw_config=image.raw_config
+    )
 
 
 def _local(spec: str, platform: Platform, project_dir: Path) -> Image:
