@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from testbed.images import memory_layer, tar_bytes
 
 from jib.errors import JibError
 from jib.image import mediatypes, mutate
@@ -19,38 +19,15 @@ from jib.image.config import ImageConfig
 from jib.image.descriptor import Platform
 from jib.image.digest import Digest
 from jib.image.image import Image
-from jib.image.layer import BlobLayer
 from jib.image.reference import Reference
 from jib.local import ocilayout, read_local, tarball
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _layer(files: dict[str, bytes]) -> BlobLayer:
-    raw = _tar(files)
-    blob = gzip.compress(raw, mtime=0)
-    return BlobLayer(
-        Digest.of_bytes(blob),
-        Digest.of_bytes(raw),
-        len(blob),
-        mediatypes.OCI_LAYER_GZIP,
-        lambda: io.BytesIO(blob),
-    )
 
 
 def _image(arch: str = "amd64", text: bytes = b"hello") -> Image:
     base = Image.build(ImageConfig.new(Platform("linux", arch)), [])
     layers = [
-        (_layer({"etc/base": b"base " + arch.encode()}), {"created_by": "base"}),
-        (_layer({"app/hello.txt": text}), {"created_by": "pyjib"}),
+        (memory_layer({"etc/base": b"base " + arch.encode()}), {"created_by": "base"}),
+        (memory_layer({"app/hello.txt": text}), {"created_by": "pyjib"}),
     ]
     image = mutate.append_layers(base, layers)
     return mutate.with_config(
@@ -149,7 +126,10 @@ def test_multi_platform_layout_picks_the_platform(tmp_path: Path) -> None:
 
 def _docker_save(path: Path, *, compress_outer: bool = False) -> tuple[bytes, list[bytes]]:
     """A classic ``docker save`` archive: uncompressed <id>/layer.tar files and a config."""
-    layer_tars = [_tar({"etc/os-release": b"ID=test\n"}), _tar({"usr/bin/tool": b"#!/bin/sh\n"})]
+    layer_tars = [
+        tar_bytes({"etc/os-release": b"ID=test\n"}),
+        tar_bytes({"usr/bin/tool": b"#!/bin/sh\n"}),
+    ]
     diff_ids = [f"sha256:{hashlib.sha256(t).hexdigest()}" for t in layer_tars]
     config = json.dumps(
         {
@@ -167,7 +147,7 @@ def _docker_save(path: Path, *, compress_outer: bool = False) -> tuple[bytes, li
         names.append(f"layer{i}/layer.tar")
     manifest = [{"Config": next(iter(files)), "RepoTags": ["base:1"], "Layers": names}]
     files["manifest.json"] = json.dumps(manifest).encode()
-    data = _tar(files)
+    data = tar_bytes(files)
     path.write_bytes(gzip.compress(data) if compress_outer else data)
     return config, layer_tars
 
@@ -229,7 +209,7 @@ def test_corrupt_layer_fails_the_write_and_leaves_no_output(tmp_path: Path) -> N
     image = _image()
     tarball.write_image(good, image, [REF])
     data = bytearray(good.read_bytes())
-    blob = gzip.compress(_tar({"app/hello.txt": b"hello"}), mtime=0)
+    blob = gzip.compress(tar_bytes({"app/hello.txt": b"hello"}), mtime=0)
     at = bytes(data).index(blob)
     data[at + len(blob) // 2] ^= 0xFF  # flip one byte inside the app layer
     bad = tmp_path / "bad.tar"

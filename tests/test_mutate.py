@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import tarfile
 
 import pytest
+from testbed.images import memory_layer
 
 from jib.errors import DigestMismatchError, ImageFormatError, JibError
 from jib.image import mediatypes as mt
@@ -26,20 +24,7 @@ AMD64 = Platform("linux", "amd64")
 
 
 def make_layer(name: str, content: bytes, media_type: str = mt.OCI_LAYER_GZIP) -> BlobLayer:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime = len(content), 0
-        tar.addfile(info, io.BytesIO(content))
-    tar_bytes = buf.getvalue()
-    blob = gzip.compress(tar_bytes, mtime=0) if mt.is_gzip_layer(media_type) else tar_bytes
-    return BlobLayer(
-        digest=Digest.of_bytes(blob),
-        diff_id=Digest.of_bytes(tar_bytes),
-        size=len(blob),
-        media_type=media_type,
-        opener=lambda: io.BytesIO(blob),
-    )
+    return memory_layer({name: content}, media_type)
 
 
 def base_image(annotations: dict[str, str] | None = None, cmd: str = "python3") -> Image:

@@ -7,16 +7,15 @@ The small-image helpers here are shared by the other ``test_registry_*`` files.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from testbed.images import memory_layer
 from testbed.registry import Registry
 
 from jib.errors import DigestMismatchError, ImageFormatError, JibError
@@ -25,7 +24,6 @@ from jib.image.config import ImageConfig
 from jib.image.descriptor import Descriptor, Platform
 from jib.image.digest import Digest
 from jib.image.image import Image
-from jib.image.layer import BlobLayer
 from jib.image.reference import Reference
 from jib.registry.client import RegistryClient
 from jib.registry.credentials import ANONYMOUS, Credential, Keychain
@@ -64,22 +62,7 @@ def client_for(reg: Registry, **kwargs: object) -> RegistryClient:
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.02, total=5)
 
 
-def gzip_layer(files: dict[str, bytes]) -> BlobLayer:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
-    blob = gzip.compress(raw, mtime=0)
-    return BlobLayer(
-        Digest.of_bytes(blob),
-        Digest.of_bytes(raw),
-        len(blob),
-        mediatypes.OCI_LAYER_GZIP,
-        lambda: io.BytesIO(blob),
-    )
+gzip_layer = memory_layer
 
 
 def small_image(arch: str = "amd64", text: bytes = b"hello", *, fmt: str = "oci") -> Image:

@@ -80,23 +80,12 @@ class LayerWrapper:
 
 
 @dataclass(frozen=True)
-class RetypedLayer:
+class RetypedLayer(LayerWrapper):
     """Another layer under a different media type (the same bytes; OCI and Docker names differ)."""
 
     layer: Layer
-    media_type: str
+    as_type: str
 
     @property
-    def digest(self) -> Digest:
-        return self.layer.digest
-
-    @property
-    def diff_id(self) -> Digest:
-        return self.layer.diff_id
-
-    @property
-    def size(self) -> int:
-        return self.layer.size
-
-    def open(self) -> BinaryIO:
-        return self.layer.open()
+    def media_type(self) -> str:
+        return self.as_type
