@@ -14,6 +14,8 @@ What Poetry knows is taken from Poetry (its API, in its own process):
 What must be decided for the image, not for this machine, is left to the core: it reads
 ``poetry.lock`` once per target platform, evaluating every marker for the image's interpreter
 and platform, and fetches each wheel from the index the lock names, checking the lock's hashes.
+Poetry's credentials for each source (``http-basic.<source>``, its environment variables, the
+keyring) go with it, by the source's URL; a source that refuses them is named in the error.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class JibCommand(GroupCommand):
     def _build(self) -> int:
         from jib.api import build, settings_for
         from jib.planner import ProjectInputs
+        from jib.python.index import IndexAccessError
 
         poetry = self.poetry
         project_dir = poetry.pyproject_path.parent
@@ -153,6 +156,7 @@ class JibCommand(GroupCommand):
         overrides = self._overrides(poetry)
         # [tool.jib] and the option values are checked before the wheel is built.
         settings_for(project_dir, overrides=overrides)
+        sources = _sources(poetry)
         package = poetry.package
         self.line(
             f"Building the image of <c1>{_escape(package.pretty_name)}</c1> "
@@ -162,16 +166,23 @@ class JibCommand(GroupCommand):
         with _jib_logging(self.io), tempfile.TemporaryDirectory(prefix="poetry-jib-") as tmp:
             wheel = self._project_wheel(poetry, Path(tmp))
             inputs = ProjectInputs(
-                wheel=wheel, extras=extras, groups=groups, package=poetry.is_package_mode
+                wheel=wheel,
+                extras=extras,
+                groups=groups,
+                package=poetry.is_package_mode,
+                index_auth=_index_credentials(poetry, sources),
             )
-            build(
-                project_dir,
-                self.targets,
-                overrides=overrides,
-                inputs=inputs,
-                report=self._report,
-                **_progress(build, self.io),
-            )
+            try:
+                build(
+                    project_dir,
+                    self.targets,
+                    overrides=overrides,
+                    inputs=inputs,
+                    report=self._report,
+                    **_progress(build, self.io),
+                )
+            except IndexAccessError as err:
+                raise JibCommandError(_refused(err, sources)) from None
         return 0
 
     def _extras(self, poetry: Poetry) -> tuple[str, ...]:
@@ -287,6 +298,74 @@ class JibDockerCommand(JibCommand):
     name = "jib docker"
     description = "Builds the project's container image and loads it into Docker (or Podman)."
     targets = ("docker",)
+
+
+def _sources(poetry: Poetry) -> dict[str, str]:
+    """Every package source the project may fetch from, URL -> name: pyproject's
+    ``[[tool.poetry.source]]``, the pool Poetry built from them, and the sources the lock names
+    (``[package.source] reference``)."""
+    sources: dict[str, str] = {}
+    for source in poetry.get_sources():
+        if source.url:
+            sources.setdefault(source.url, source.name)
+    for repository in getattr(poetry.pool, "repositories", ()):
+        url = getattr(repository, "url", None)
+        if isinstance(url, str) and url and repository.name.lower() != "pypi":
+            sources.setdefault(url, repository.name)
+    try:
+        lock_data = poetry.locker.lock_data if poetry.locker.is_locked() else {}
+    except Exception:  # an unreadable lock is reported by the core, in its own words
+        lock_data = {}
+    for entry in lock_data.get("package") or ():
+        source = entry.get("source") or {}
+        if source.get("type") == "legacy" and source.get("url") and source.get("reference"):
+            sources.setdefault(str(source["url"]), str(source["reference"]))
+    return sources
+
+
+def _index_credentials(poetry: Poetry, sources: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Poetry's credentials for each source (``poetry config http-basic.<name>``, its
+    ``POETRY_HTTP_BASIC_<NAME>_USERNAME/PASSWORD`` variables, the keyring), by the source's URL.
+
+    Read through Poetry's own ``Authenticator``, as ``poetry install`` reads them. The passwords
+    go to the core only: never logged, never in a message.
+    """
+    from poetry.utils.authenticator import Authenticator
+
+    authenticator = Authenticator(poetry.config)
+    for url, name in sources.items():
+        authenticator.add_repository(name, url)
+    credentials: dict[str, tuple[str, str]] = {}
+    for url, name in sources.items():
+        try:
+            found = authenticator.get_http_auth(name)
+        except Exception as err:  # a keyring that cannot be read: as if nothing were stored
+            logging.getLogger("jib.poetry").warning(
+                "cannot read the credentials of source %s: %s", name, type(err).__name__
+            )
+            continue
+        if found is not None and (found.username or found.password):
+            credentials[url] = (found.username or "", found.password or "")
+    return credentials
+
+
+def _refused(err: Any, sources: dict[str, str]) -> str:
+    """A 401/403 from a package index, in Poetry's terms: which source, which setting."""
+    from jib.python.index import IndexAuth, redact
+
+    given = IndexAuth(dict.fromkeys(sources, ("", ""))).index_for(err.url)
+    if given is None:
+        return str(err)
+    name = sources[given]
+    if err.credentials:
+        return (
+            f"the package index {redact(given)} refused the credentials for source {name} "
+            f"({err.status}): check `poetry config http-basic.{name}`"
+        )
+    return (
+        f"the package index {redact(given)} refused access for source {name} ({err.status}): "
+        f"set its credentials with `poetry config http-basic.{name} <username> <password>`"
+    )
 
 
 def _escape(text: str) -> str:

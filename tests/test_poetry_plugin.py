@@ -438,3 +438,81 @@ def test_non_package_mode_ships_dependencies_and_the_given_entrypoint(
     assert podman.run("localhost/poetry-app:nopkg").stdout.strip() == "deps ok"  # type: ignore[attr-defined]
     files = layer_files(tar)
     assert not any("poetry_app" in n for n in files)
+
+
+# -- a private source with credentials ------------------------------------------------------------
+
+
+def test_private_source_credentials_reach_the_wheel_download(
+    poetry: PoetryCLI, base_image_tar: Path, tmp_path: Path
+) -> None:
+    """A dependency from a ``[[tool.poetry.source]]`` behind HTTP Basic auth, credentials from
+    Poetry's ``POETRY_HTTP_BASIC_<SOURCE>_*`` variables: locked, fetched, in the image; a wrong
+    password fails with one line that names the source and shows no secret."""
+    from test_private_index import PASSWORD, USER, WHEEL, make_wheel, serve
+
+    data = make_wheel(tmp_path / WHEEL)
+    sha = hashlib.sha256(data).hexdigest()
+    page = f'<a href="/packages/{WHEEL}#sha256={sha}">{WHEEL}</a>'.encode()
+    server = serve(
+        {
+            "/simple/tinypkg/": (200, {"Content-Type": "text/html"}, page),
+            f"/packages/{WHEEL}": (200, {}, data),
+        },
+        auth=True,
+    )
+    try:
+        project = tmp_path / "privapp"
+        (project / "privapp").mkdir(parents=True)
+        (project / "privapp" / "__init__.py").write_text("")
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "privapp"\nversion = "1.0"\nrequires-python = ">=3.11,<4"\n'
+            'dependencies = ["tinypkg (==1.0)"]\n\n'
+            '[tool.poetry.dependencies]\ntinypkg = { source = "private" }\n\n'
+            f'[[tool.poetry.source]]\nname = "private"\nurl = "{server.url}/simple/"\n'
+            'priority = "explicit"\n\n'
+            "[tool.jib.container]\n"
+            'entrypoint = ["/app/.venv/bin/python", "-c", "import tinypkg"]\n\n'
+            '[build-system]\nrequires = ["poetry-core>=2.0,<3"]\n'
+            'build-backend = "poetry.core.masonry.api"\n'
+        )
+        env = {
+            "POETRY_CACHE_DIR": str(tmp_path / "poetry-cache"),
+            "POETRY_HTTP_BASIC_PRIVATE_USERNAME": USER,
+            "POETRY_HTTP_BASIC_PRIVATE_PASSWORD": PASSWORD,
+        }
+        ok(poetry(project, "lock", env=env))
+        lock = (project / "poetry.lock").read_text()
+        assert 'reference = "private"' in lock and sha in lock and PASSWORD not in lock
+
+        out_tar = project / "image.tar"
+        result = poetry(
+            project, "jib", "build", "-vvv", "--from-image", f"tar://{base_image_tar}",
+            "--output", str(out_tar), env={**env, "JIB_CACHE_DIR": str(tmp_path / "jib-ok")},
+        )  # fmt: skip
+        ok(result)
+        assert PASSWORD not in result.stdout + result.stderr
+        files = layer_files(out_tar)
+        assert any(n.endswith("site-packages/tinypkg/__init__.py") for n in files)
+        with tarfile.open(out_tar) as outer:
+            assert all(
+                PASSWORD.encode() not in outer.extractfile(m).read()  # type: ignore[union-attr]
+                for m in outer
+                if m.isfile()
+            )
+        assert {h is not None for p, h in server.seen if p.startswith("/packages/")} == {True}
+
+        wrong = {**env, "POETRY_HTTP_BASIC_PRIVATE_PASSWORD": "not-the-Pa55word"}
+        result = poetry(
+            project, "jib", "build", "--from-image", f"tar://{base_image_tar}",
+            env={**wrong, "JIB_CACHE_DIR": str(tmp_path / "jib-wrong")},
+        )  # fmt: skip
+        line = one_line_error(result)
+        assert line == (
+            f"the package index {server.url}/simple/ refused the credentials for source private "
+            "(401): check `poetry config http-basic.private`"
+        )
+        assert "not-the-Pa55word" not in result.stdout + result.stderr
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

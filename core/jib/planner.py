@@ -14,7 +14,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jib
@@ -56,6 +56,10 @@ class ProjectInputs:
     #: False for a project that is not a package (Poetry's ``package-mode = false``): its
     #: dependencies go in the image, no wheel of its own does.
     package: bool = True
+    #: HTTP Basic credentials (user, password) per package index URL, e.g. Poetry's
+    #: ``http-basic.<source>`` for each source's URL; sent only to that index's origin (see
+    #: ``jib.python.index.IndexAuth``). Never logged, never in the image.
+    index_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
 
 def plan_project(
@@ -181,6 +185,7 @@ def _platform_plan(
         cache_dir=cache.root,
         index_url=python.index_url,
         extra_index_urls=python.extra_index_urls,
+        auth=inputs.index_auth,
     )
     container = settings.container
     layers = python_layer_plans(

@@ -9,12 +9,13 @@ PEP 691 JSON when the index speaks it, PEP 503 HTML otherwise, and local ``file:
 
 from __future__ import annotations
 
+import base64
 import configparser
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -37,12 +38,112 @@ _EXTRA_ENV = ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX")
 
 
 def redact(url: str) -> str:
-    """``https://user:secret@host/simple`` -> ``https://user:***@host/simple``, for messages."""
+    """A URL fit for messages: ``https://user:secret@host/simple`` -> ``https://user:***@host/simple``;
+    a user name alone (often a token, ``https://TOKEN@host``) -> ``https://***@host``."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if parts.username is None and parts.password is None:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    user = f"{parts.username}:***" if parts.password is not None else "***"
+    netloc = f"{user}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: HTTP Basic credentials per index URL: ``{"https://repo.example/simple/": (user, password)}``.
+IndexCredentials = Mapping[str, tuple[str, str]]
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _segments(path: str) -> list[str]:
+    return [s for s in path.split("/") if s]
+
+
+class IndexAuth(httpx.Auth):
+    """HTTP Basic credentials for package indexes, each sent only where it belongs.
+
+    Poetry's rule (``poetry.utils.authenticator``): an index's credentials go to every URL of the
+    same origin (scheme, host and port), because PEP 503 places no constraint on where an index
+    keeps its files (Artifactory and Nexus serve them beside ``/simple/``, not below it); among
+    several indexes on one origin, the one sharing the most leading path segments with the URL
+    wins, ties to the first given. Nothing is sent to another origin, and httpx drops the
+    ``Authorization`` header when a redirect leaves the origin. Credentials in a URL's own
+    userinfo win (as without this auth). The secrets are never part of ``repr``.
+    """
+
+    def __init__(self, credentials: IndexCredentials) -> None:
+        self._entries = [
+            (url, httpx.URL(url), (str(user), str(password)))
+            for url, (user, password) in credentials.items()
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __repr__(self) -> str:
+        return f"IndexAuth({', '.join(redact(url) for url, _, _ in self._entries)})"
+
+    def index_for(self, url: str | httpx.URL) -> str | None:
+        """The configured index URL (as given) whose credentials ``url`` gets, if any."""
+        found = self._match(httpx.URL(str(url)))
+        return found[0] if found is not None else None
+
+    def _match(self, url: httpx.URL) -> tuple[str, tuple[str, str]] | None:
+        path = _segments(url.path)
+        best: tuple[str, tuple[str, str]] | None = None
+        best_shared = -1
+        for given, index, cred in self._entries:
+            if _origin(index) != _origin(url):
+                continue
+            shared = 0
+            for a, b in zip(_segments(index.path), path, strict=False):
+                if a != b:
+                    break
+                shared += 1
+            if shared > best_shared:
+                best, best_shared = (given, cred), shared
+        return best
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "Authorization" not in request.headers:
+            url = request.url
+            if url.username or url.password:
+                user, password = url.username, url.password
+            elif (found := self._match(url)) is not None:
+                user, password = found[1]
+            else:
+                user = password = None
+            if user is not None and password is not None:
+                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+                request.headers["Authorization"] = f"Basic {token}"
+        yield request
+
+
+class IndexAccessError(JibError):
+    """A package index (or a file it lists) answered 401/403."""
+
+    def __init__(self, url: str, status: int, *, credentials: bool, what: str = "") -> None:
+        self.url = _without_userinfo(url)
+        self.status = status
+        #: Whether the refused request carried credentials.
+        self.credentials = credentials
+        subject = f"serving {what} ({redact(url)})" if what else redact(url)
+        if credentials:
+            detail = f"refused the credentials given for it ({status}); check them"
+        else:
+            detail = (
+                f"refused access ({status}); put credentials in the index URL or check "
+                "[tool.jib.python] index-url"
+            )
+        super().__init__(f"the package index {subject} {detail}")
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @dataclass(frozen=True)
@@ -199,9 +300,14 @@ def _from_directory(root: Path, project: str) -> list[IndexFile]:
 class SimpleIndex:
     """Reads project pages from a list of indexes, once per project per build."""
 
-    def __init__(self, client: httpx.Client, config: IndexConfig) -> None:
+    def __init__(
+        self, client: httpx.Client, config: IndexConfig, auth: IndexAuth | None = None
+    ) -> None:
         self._client = client
         self.config = config
+        #: Per-request ``auth=`` only when credentials are configured: the client's own
+        #: behaviour (userinfo in the URL) is otherwise left as it is.
+        self.request_kwargs: dict[str, object] = {"auth": auth} if auth else {}
         self._pages: dict[tuple[str, str], list[IndexFile]] = {}
         self._lock = threading.Lock()
 
@@ -226,15 +332,20 @@ class SimpleIndex:
     def _fetch(self, index: str, project: str) -> list[IndexFile]:
         page_url = f"{index.rstrip('/')}/{project}/"
         try:
-            response = self._client.get(page_url, headers={"Accept": _ACCEPT})
+            response = self._client.get(
+                page_url,
+                headers={"Accept": _ACCEPT},
+                **self.request_kwargs,  # type: ignore[arg-type]
+            )
         except httpx.HTTPError as err:
             raise JibError(f"cannot reach the package index {redact(index)}: {err}") from None
         if response.status_code == 404:
             return []
         if response.status_code in (401, 403):
-            raise JibError(
-                f"the package index {redact(index)} refused access ({response.status_code}); "
-                "put credentials in the index URL or check [tool.jib.python] index-url"
+            raise IndexAccessError(
+                index,
+                response.status_code,
+                credentials="Authorization" in response.request.headers,
             )
         if response.status_code >= 400:
             raise JibError(

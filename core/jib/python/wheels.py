@@ -43,7 +43,16 @@ from packaging.version import InvalidVersion, Version
 
 from jib.atomic import write_bytes
 from jib.errors import JibError
-from jib.python.index import IndexConfig, SimpleIndex, index_config, redact, uv_index_args
+from jib.python.index import (
+    IndexAccessError,
+    IndexAuth,
+    IndexConfig,
+    IndexCredentials,
+    SimpleIndex,
+    index_config,
+    redact,
+    uv_index_args,
+)
 from jib.python.locks import LockedFile, LockedPackage, LockSet, SourceKind, best_wheel, sdist_of
 from jib.python.tags import tag_ranks, target_tags
 from jib.python.target import TargetPython
@@ -78,8 +87,13 @@ def fetch_wheels(
     extra_index_urls: Sequence[str] = (),
     jobs: int = 4,
     client: httpx.Client | None = None,
+    auth: IndexCredentials | None = None,
 ) -> list[FetchedWheel]:
-    """One wheel per locked package, fit for ``target``, in name order."""
+    """One wheel per locked package, fit for ``target``, in name order.
+
+    ``auth``: HTTP Basic credentials by index URL (see :class:`IndexAuth` for where each is
+    sent), for index pages and file downloads alike.
+    """
     config = index_config(
         index_url,
         extra_index_urls,
@@ -89,7 +103,8 @@ def fetch_wheels(
     own_client = client is None
     http = client or httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, connect=20.0))
     try:
-        fetcher = _Fetcher(target, cache_dir, SimpleIndex(http, config), http, config)
+        index = SimpleIndex(http, config, IndexAuth(auth or {}))
+        fetcher = _Fetcher(target, cache_dir, index, http, config)
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pyjib-wheel") as pool:
             futures = [pool.submit(fetcher.fetch, package) for package in lockset]
             errors = [f.exception() for f in futures if f.exception() is not None]
@@ -329,7 +344,15 @@ class _Fetcher:
                                 h.update(chunk)
                 else:
                     assert file.url is not None
-                    with self.http.stream("GET", file.url) as response:
+                    kwargs = self.index.request_kwargs
+                    with self.http.stream("GET", file.url, **kwargs) as response:  # type: ignore[arg-type]
+                        if response.status_code in (401, 403):
+                            raise IndexAccessError(
+                                file.url,
+                                response.status_code,
+                                credentials="Authorization" in response.request.headers,
+                                what=file.filename,
+                            )
                         if response.status_code >= 400:
                             raise _HTTPStatus(response.status_code)
                         for chunk in response.iter_bytes(_CHUNK):
