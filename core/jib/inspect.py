@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from jib.errors import ImageFormatError
 from jib.image.config import ImageConfig
 from jib.image.image import Image
 from jib.image.manifest import Index, parse
@@ -49,7 +50,8 @@ def _local(spec: str) -> dict:
         files = TarFiles(path)
         if is_layout(files):
             index = parse(read_document(files, INDEX_FILE), what=f"{path} index.json")
-            assert isinstance(index, Index)
+            if not isinstance(index, Index) or not index.manifests:
+                raise ImageFormatError(f"{path}: index.json lists no image")
             top = index.manifests[0]
             document = parse(read_document(files, blob_path(top.digest)), top.media_type)
             if isinstance(document, Index):
