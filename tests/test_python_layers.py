@@ -16,12 +16,15 @@ from pathlib import Path
 import pytest
 from test_python_install import make_wheel, target
 
+from jib.cache import Cache
 from jib.errors import JibError
+from jib.pipeline.assemble import build_planned
 from jib.python.layers import (
     APPLICATION,
     DEPENDENCIES,
     LOCAL_DEPENDENCIES,
     container_env,
+    python_layer_plans,
     python_layers,
 )
 from jib.python.project import load_project
@@ -256,3 +259,20 @@ def test_backend_failure_is_one_line_naming_the_cause(tmp_path: Path) -> None:
     assert "\n" not in message
     with pytest.raises(JibError, match=r"has no pyproject\.toml"):
         load_project(tmp_path, tmp_path / "out")
+
+
+def test_files_modification_time_reaches_every_installed_file(tmp_path: Path) -> None:
+    project = make_wheel(tmp_path / "p", "my-app", "1.0", {"my_app/__init__.py": b"x = 1\n"})
+    when = 1577836800  # 2020-01-01T00:00:00Z, as [tool.jib.container] files-modification-time
+    cache = Cache(tmp_path / "cache")
+    plans = python_layer_plans(
+        target(), dependency_wheels=deps(tmp_path / "d"), project_wheel=project, mtime=when
+    )
+    default = python_layer_plans(
+        target(), dependency_wheels=deps(tmp_path / "d"), project_wheel=project
+    )
+    for planned, other in zip(plans, default, strict=True):
+        assert planned.selector != other.selector  # a different time is a different layer
+        layer, _ = build_planned(cache, planned)
+        files = [m for m in layer_members(layer.path).values() if m.isfile()]
+        assert files and {m.mtime for m in files} == {when}

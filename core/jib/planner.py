@@ -195,6 +195,7 @@ def _platform_plan(
         project_wheel=project.path if project is not None else None,
         app_root=container.app_root,
         compile_bytecode=python.compile_bytecode,
+        mtime=container.files_modification_time,
     )
     layers += extra_directory_plans(settings.extra_directories, container.files_modification_time)
     return PlatformPlan(

@@ -14,6 +14,7 @@ layer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -27,7 +28,7 @@ from pathlib import Path
 import jib
 from jib.cache import Cache
 from jib.errors import JibError
-from jib.layers import BuiltLayer, LayerEntry
+from jib.layers import EPOCH_PLUS_SECOND, BuiltLayer, LayerEntry
 from jib.pipeline.assemble import build_planned
 from jib.plan import LayerPlan
 from jib.python.install import Spool, can_precompile, install_wheels
@@ -98,6 +99,7 @@ def python_layer_plans(
     project_wheel: Path | None,
     app_root: str = DEFAULT_APP_ROOT,
     compile_bytecode: bool = True,
+    mtime: int = EPOCH_PLUS_SECOND,
 ) -> list[LayerPlan]:
     """The dependency, local-dependency and application layers, as plans: each with a selector
     naming everything its bytes depend on, its entries made only if the cache lacks it.
@@ -121,8 +123,8 @@ def python_layer_plans(
         plans.append(
             LayerPlan(
                 name,
-                _selector(name, layout, wheels, precompile, checked),
-                partial(_entries, layout, tuple(wheels), with_skeleton, precompile, checked),
+                _selector(name, layout, wheels, precompile, checked, mtime),
+                partial(_entries, layout, tuple(wheels), with_skeleton, precompile, checked, mtime),
             )
         )
     return plans
@@ -163,6 +165,7 @@ def _entries(
     with_skeleton: bool,
     precompile: bool,
     checked: bool,
+    mtime: int,
     scratch: Path,
 ) -> list[LayerEntry]:
     # The spool holds big files until the layer builder has read them.
@@ -172,6 +175,8 @@ def _entries(
     entries += install_wheels(
         wheels, layout, Spool(scratch), compile_bytecode=precompile, checked_hash=checked
     )
+    if mtime != EPOCH_PLUS_SECOND:  # [tool.jib.container] files-modification-time
+        entries = [dataclasses.replace(entry, mtime=mtime) for entry in entries]
     return entries
 
 
@@ -192,6 +197,7 @@ def _selector(
     wheels: Sequence[Path],
     precompile: bool,
     checked: bool,
+    mtime: int,
 ) -> str:
     """Everything the layer's bytes depend on, and nothing else (not the wheels' paths or
     mtimes, nor the project's version unless it is the project's own wheel)."""
@@ -206,6 +212,7 @@ def _selector(
         "app_root": layout.app_root,
         "bytecode": importlib.util.MAGIC_NUMBER.hex() if precompile else None,
         "checked": checked,
+        "mtime": mtime,
         # File names too: they order the installation (which matters where wheels overlap)
         # and name the headers directory.
         "wheels": sorted((wheel.name, _wheel_hash(wheel)) for wheel in wheels),
