@@ -21,6 +21,7 @@ from jib.pipeline.run import BuildResult, Outputs, containerize
 from jib.planner import ProjectInputs, describe, plan_project
 from jib.registry.client import Registries
 from jib.registry.credentials import default_keychain
+from jib.sizes import human
 
 log = logging.getLogger("jib")
 
@@ -122,17 +123,17 @@ def summary(result: BuildResult, outputs: Outputs) -> list[str]:
     reused = [o for o in result.layers if o.cached]
     lines = [
         f"Built {result.references[0]} ({result.digest}): "
-        f"{len(built)} layer(s) built ({_size(sum(o.layer.size for o in built))}), "
-        f"{len(reused)} reused ({_size(sum(o.layer.size for o in reused))})"
+        f"{len(built)} layer(s) built ({human(sum(o.layer.size for o in built))}), "
+        f"{len(reused)} reused ({human(sum(o.layer.size for o in reused))})"
     ]
     if result.pushed:
         blobs = ", ".join(
-            f"{n} {how} ({_size(result.blob_bytes[how])})"
+            f"{n} {how} ({human(result.blob_bytes[how])})"
             for how, n in sorted(result.blobs.items())
         )
         lines.append(
             f"Pushed {', '.join(str(r) for r in result.references)}: blobs {blobs}; "
-            f"{_size(result.uploaded_bytes)} uploaded"
+            f"{human(result.uploaded_bytes)} uploaded"
         )
         lines.append(f"{result.references[0].name}@{result.digest}")
     if outputs.tar is not None:
@@ -142,10 +143,3 @@ def summary(result: BuildResult, outputs: Outputs) -> list[str]:
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
     lines.append(f"Timings: {timings}")
     return lines
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"

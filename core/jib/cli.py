@@ -181,8 +181,9 @@ def _build(args: argparse.Namespace) -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     from jib.cache import Cache, max_size_from, parse_size, prune
-    from jib.cache.prune import human, total_size
+    from jib.cache.prune import total_size
     from jib.config.load import default_cache_dir
+    from jib.sizes import human
 
     value = os.environ.get("JIB_CACHE_DIR", "").strip()
     root = Path(value).expanduser().absolute() if value else default_cache_dir()

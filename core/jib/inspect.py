@@ -17,6 +17,7 @@ from jib.local.files import TarFiles, read_document
 from jib.local.ocilayout import INDEX_FILE, blob_path, is_layout
 from jib.registry.client import Registries
 from jib.registry.credentials import default_keychain
+from jib.sizes import human
 
 
 def inspect(spec: str, *, registries: Registries | None = None, insecure: bool = False) -> dict:
@@ -121,15 +122,6 @@ def render(info: dict) -> str:
         lines.append(f"  image id {platform['imageId']}")
         for i, layer in enumerate(platform["layers"]):
             holds = f"  {layer['holds']}" if layer["holds"] else ""
-            lines.append(f"  layer {i}: {layer['digest'][:19]}  {_size(layer['size']):>9}{holds}")
+            lines.append(f"  layer {i}: {layer['digest'][:19]}  {human(layer['size']):>9}{holds}")
         lines.append("  config " + json.dumps(platform["config"], indent=2).replace("\n", "\n  "))
     return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jib.sizes import human
+
 if TYPE_CHECKING:
     from jib.cache.store import Cache
 
@@ -209,10 +211,3 @@ def _remove_empty_dirs(root: Path) -> None:
         if len(path.relative_to(root).parts) >= 3:
             with contextlib.suppress(OSError):
                 path.rmdir()
-
-
-def human(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
