@@ -88,7 +88,11 @@ def plan_project(
         )
         project = pool.submit(_project_wheel, settings, cache, inputs).result()
         bases = bases_future.result()
-    platforms = tuple(_platform_plan(settings, base, project, cache, inputs) for base in bases)
+    # Computed once: the git revision they hold costs a subprocess.
+    labels = _oci_labels(settings)
+    platforms = tuple(
+        _platform_plan(settings, base, project, cache, inputs, labels) for base in bases
+    )
     refs = settings.to_references(for_push)
     created = settings.container.creation_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     return BuildPlan(
@@ -98,7 +102,7 @@ def plan_project(
         format=settings.container.format,
         created=created,
         base_name=_base_name(settings.from_.image),
-        annotations=_oci_metadata(settings, created),
+        annotations={**labels, f"{OCI}created": created},
     )
 
 
@@ -172,6 +176,7 @@ def _platform_plan(
     project: ProjectWheel | None,
     cache: Cache,
     inputs: ProjectInputs,
+    labels: Mapping[str, str],
 ) -> PlatformPlan:
     python = settings.python
     target = detect_target(
@@ -196,13 +201,14 @@ def _platform_plan(
         app_root=container.app_root,
         compile_bytecode=python.compile_bytecode,
         mtime=container.files_modification_time,
+        known_sha256={w.path: w.sha256 for w in wheels},
     )
     layers += extra_directory_plans(settings.extra_directories, container.files_modification_time)
     return PlatformPlan(
         platform=base.platform,
         base=base,
         layers=tuple(layers),
-        container=_container(settings, base, target, project),
+        container=_container(settings, base, target, project, labels),
     )
 
 
@@ -232,7 +238,11 @@ def _locked(
 
 
 def _container(
-    settings: JibSettings, base: Image, target: TargetPython, project: ProjectWheel | None
+    settings: JibSettings,
+    base: Image,
+    target: TargetPython,
+    project: ProjectWheel | None,
+    oci_labels: Mapping[str, str],
 ) -> ContainerPlan:
     container = settings.container
     entrypoint = container.entrypoint
@@ -250,7 +260,7 @@ def _container(
         )
     environment = container_env(target, container.app_root, base.config.env)
     environment.update(container.environment)
-    labels = {**base.config.labels, **_oci_labels(settings), **container.labels}
+    labels = {**base.config.labels, **oci_labels, **container.labels}
     return ContainerPlan(
         entrypoint=entrypoint,
         cmd=container.args,
@@ -287,10 +297,6 @@ def _oci_labels(settings: JibSettings) -> dict[str, str]:
     if revision:
         labels[f"{OCI}revision"] = revision
     return labels
-
-
-def _oci_metadata(settings: JibSettings, created: str) -> dict[str, str]:
-    return {**_oci_labels(settings), f"{OCI}created": created}
 
 
 def _git_revision(project_dir: Path) -> str | None:

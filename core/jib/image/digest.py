@@ -7,6 +7,7 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from jib.errors import DigestMismatchError, ImageFormatError
@@ -55,6 +56,12 @@ class Digest:
             h.update(chunk)
             size += len(chunk)
         return cls("sha256", h.hexdigest()), size
+
+    @classmethod
+    def of_file(cls, path: Path) -> tuple[Digest, int]:
+        """The sha256 digest and size of the file at ``path``, read in chunks."""
+        with path.open("rb") as stream:
+            return cls.of_stream(stream)
 
     @property
     def encoded(self) -> str:

@@ -7,11 +7,10 @@ each is told by its first bytes, not its name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, BinaryIO
+from collections.abc import Mapping
+from typing import Any
 
 from jib.errors import ImageFormatError, JibError
 from jib.image import mediatypes
@@ -117,13 +116,6 @@ def _layer(files: Files, path: Any, diff_id: Digest, what: str) -> Layer:
             verified_opener(opener, digest, size, f"{what} layer {digest}"),
         )
     # Compressed and not named by digest (Jib's <hex>.tar.gz): the digest costs one read.
-    digest = _hash(opener)
-    return BlobLayer(digest, diff_id, size, media_type, opener)
-
-
-def _hash(opener: Callable[[], BinaryIO]) -> Digest:
-    h = hashlib.sha256()
     with opener() as stream:
-        while chunk := stream.read(1 << 20):
-            h.update(chunk)
-    return Digest("sha256", h.hexdigest())
+        digest, _ = Digest.of_stream(stream)
+    return BlobLayer(digest, diff_id, size, media_type, opener)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import configparser
-import hashlib
 import logging
 import os
 import threading
@@ -25,6 +24,7 @@ import httpx
 from packaging.utils import canonicalize_name
 
 from jib.errors import JibError
+from jib.image.digest import Digest
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def _from_directory(root: Path, project: str) -> list[IndexFile]:
     out = []
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.name.endswith((".whl", ".tar.gz", ".zip")):
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = Digest.of_file(path)[0].hex
             out.append(IndexFile(path.name, path.as_uri(), {"sha256": digest}))
     return out
 

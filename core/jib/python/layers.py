@@ -15,7 +15,6 @@ layer.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -28,6 +27,7 @@ from pathlib import Path
 import jib
 from jib.cache import Cache
 from jib.errors import JibError
+from jib.image.digest import Digest
 from jib.layers import EPOCH_PLUS_SECOND, BuiltLayer, LayerEntry
 from jib.pipeline.assemble import build_planned
 from jib.plan import LayerPlan
@@ -100,6 +100,7 @@ def python_layer_plans(
     app_root: str = DEFAULT_APP_ROOT,
     compile_bytecode: bool = True,
     mtime: int = EPOCH_PLUS_SECOND,
+    known_sha256: Mapping[Path, str] | None = None,
 ) -> list[LayerPlan]:
     """The dependency, local-dependency and application layers, as plans: each with a selector
     naming everything its bytes depend on, its entries made only if the cache lacks it.
@@ -111,6 +112,8 @@ def python_layer_plans(
     """
     layout = VenvLayout(target, app_root)
     precompile = compile_bytecode and can_precompile(target)
+    # The fetcher already knows each wheel's sha256 (its cache is keyed by it): no re-read.
+    known_sha256 = known_sha256 or {}
     wanted: list[tuple[str, Sequence[Path], bool, bool]] = [
         (DEPENDENCIES, dependency_wheels, True, False),
         (LOCAL_DEPENDENCIES, local_wheels, False, True),
@@ -123,7 +126,7 @@ def python_layer_plans(
         plans.append(
             LayerPlan(
                 name,
-                _selector(name, layout, wheels, precompile, checked, mtime),
+                _selector(name, layout, wheels, precompile, checked, mtime, known_sha256),
                 partial(_entries, layout, tuple(wheels), with_skeleton, precompile, checked, mtime),
             )
         )
@@ -180,13 +183,11 @@ def _entries(
     return entries
 
 
-def _wheel_hash(wheel: Path) -> str:
+def _wheel_hash(wheel: Path, known: Mapping[Path, str]) -> str:
+    if wheel in known:
+        return known[wheel]
     try:
-        digest = hashlib.sha256()
-        with wheel.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return Digest.of_file(wheel)[0].hex
     except OSError as exc:
         raise JibError(f"cannot read wheel {wheel}: {exc.strerror or exc}") from None
 
@@ -198,6 +199,7 @@ def _selector(
     precompile: bool,
     checked: bool,
     mtime: int,
+    known: Mapping[Path, str],
 ) -> str:
     """Everything the layer's bytes depend on, and nothing else (not the wheels' paths or
     mtimes, nor the project's version unless it is the project's own wheel)."""
@@ -215,6 +217,6 @@ def _selector(
         "mtime": mtime,
         # File names too: they order the installation (which matters where wheels overlap)
         # and name the headers directory.
-        "wheels": sorted((wheel.name, _wheel_hash(wheel)) for wheel in wheels),
+        "wheels": sorted((wheel.name, _wheel_hash(wheel, known)) for wheel in wheels),
     }
     return "python-layer:" + json.dumps(parts, sort_keys=True)

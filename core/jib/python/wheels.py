@@ -43,6 +43,7 @@ from packaging.version import InvalidVersion, Version
 
 from jib.atomic import write_bytes
 from jib.errors import JibError
+from jib.image.digest import Digest
 from jib.python.index import (
     IndexAccessError,
     IndexAuth,
@@ -376,7 +377,7 @@ class _Fetcher:
     def _built_from_sdist(
         self, package: LockedPackage, sdist_path: Path, sdist: LockedFile
     ) -> FetchedWheel:
-        sdist_sha = hashlib.sha256(sdist_path.read_bytes()).hexdigest()
+        sdist_sha = Digest.of_file(sdist_path)[0].hex
         pointer = self.root / "built" / f"{sdist_sha}.json"
         if pointer.is_file():
             # A build is not byte-reproducible, so the first build of an sdist is kept and
@@ -405,7 +406,7 @@ class _Fetcher:
                     f"and building {what} gave {built.name}, not a pure-Python (py3-none-any) "
                     "wheel, so it would be built for this machine rather than the image",
                 )
-            sha256 = hashlib.sha256(built.read_bytes()).hexdigest()
+            sha256 = Digest.of_file(built)[0].hex
             staged = self._staging() / f".built-{os.getpid()}-{built.name}"
             shutil.move(built, staged)
             return self._result(package, self._store(staged, sha256, built.name), sha256)
