@@ -824,7 +824,7 @@ def test_unknown_keys(tmp_path: Path, jib: dict[str, Any], message: str) -> None
         (
             {"python": {"version": "3"}},
             "[tool.jib.python] version: '3' is not a Python version; use MAJOR.MINOR, "
-            'e.g. "3.12"',
+            'e.g. "3.12" or "3.12.4"',
         ),
         (
             {"python": {"version": "3.9"}},
@@ -857,6 +857,15 @@ def test_unknown_keys(tmp_path: Path, jib: dict[str, Any], message: str) -> None
 )
 def test_type_errors(tmp_path: Path, jib: dict[str, Any], message: str) -> None:
     assert jib_error(tmp_path, jib) == message
+
+
+def test_python_version_may_state_the_micro_version(tmp_path: Path) -> None:
+    full = load(tmp_path, pyproject({"python": {"version": "3.11.2"}}))
+    assert full.python.version == "3.11.2"
+    assert "not a Python version" in error(tmp_path, pyproject({"python": {"version": "3.11.2.1"}}))
+    assert "not allowed by [project] requires-python" in error(
+        tmp_path, pyproject({"python": {"version": "3.9.18"}})
+    )
 
 
 @pytest.mark.parametrize(

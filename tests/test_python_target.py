@@ -19,7 +19,8 @@ from jib.image.digest import Digest
 from jib.image.image import Image
 from jib.image.layer import BlobLayer
 from jib.local import read_local
-from jib.python import target as target_module
+from jib.python import layerscan
+from jib.python.distro import distribution_of
 from jib.python.markers import evaluate, evaluate_lock, marker_environment
 from jib.python.tags import platform_tags, target_tags
 from jib.python.target import TargetPython, detect_target
@@ -61,14 +62,37 @@ def make_image(
     entrypoint: Sequence[str] | None = None,
     cmd: Sequence[str] | None = None,
     platform: str = "linux/amd64",
+    created_by: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> Image:
+    """An image of ``layers``; ``created_by`` names each layer's history entry (default "test")."""
     config = ImageConfig.new(Platform.parse(platform))
     if env:
         config = config.with_env(env)
+    if labels:
+        config = config.with_labels(labels)
     config = config.with_entrypoint(entrypoint).with_cmd(cmd)
-    for layer in layers:
-        config = config.with_layer_added(layer.diff_id, {"created_by": "test"})
-    return Image.build(config, layers)
+    for i, layer in enumerate(layers):
+        history = created_by[i] if i < len(created_by) else "test"
+        config = config.with_layer_added(layer.diff_id, {"created_by": history})
+    return Image.build(config, layers, annotations=annotations)
+
+
+def unreadable_layer(name: str = "rootfs") -> BlobLayer:
+    """A layer that fails the test if anything opens it: reading it would mean downloading it."""
+
+    def refuse() -> io.BytesIO:
+        raise AssertionError(f"layer {name} was read")
+
+    data = name.encode()
+    return BlobLayer(
+        digest=Digest.of_bytes(data),
+        diff_id=Digest.of_bytes(data + b"-tar"),
+        size=len(data),
+        media_type=GZIP_LAYER,
+        opener=refuse,
+    )
 
 
 LIBC_236 = b"\x7fELF...GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\0GLIBC_2.34"
@@ -112,7 +136,7 @@ def test_debian_base_detected_from_layer_files_and_cached(
     def no_scan(image: Image) -> None:
         raise AssertionError("layers reread")
 
-    monkeypatch.setattr(target_module, "scan_layers", no_scan)
+    monkeypatch.setattr(layerscan, "scan_layers", no_scan)
     assert detect_target(image, cache_dir=tmp_path) == target
 
 
@@ -200,6 +224,159 @@ def test_image_without_python_names_the_keys_to_set() -> None:
     # A version the image does not have, without an executable, says so too.
     with pytest.raises(JibError, match=r"no python3\.12 interpreter.*executable"):
         detect_target(make_image([make_layer({"usr/bin/python3.11": b""})]), version="3.12")
+
+
+# -- detection from the config alone (no layer read) ---------------------------------------------
+
+DEBUERREOTYPE = "# debian.sh --arch 'amd64' out/ 'bookworm' '@1733097600'"
+ALPINE_ROOTFS = "ADD alpine-minirootfs-3.20.3-x86_64.tar.gz / # buildkit"
+OFFICIAL_ENV = {
+    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHON_VERSION": "3.12.7",
+}
+
+
+def test_official_python_slim_needs_no_layer() -> None:
+    # python:3.12-slim-bookworm's config: debuerreotype's history line and PYTHON_VERSION.
+    image = make_image(
+        [unreadable_layer("debian"), unreadable_layer("python")],
+        env=OFFICIAL_ENV,
+        cmd=["python3"],
+        created_by=[DEBUERREOTYPE, "RUN /bin/sh -c set -eux; ... # buildkit"],
+    )
+    target = detect_target(image)
+    assert target.version == (3, 12, 7)
+    assert target.executable == "/usr/local/bin/python3.12"
+    assert target.libc == ("glibc", (2, 36))
+    assert target.abi_flags == ""
+
+
+def test_official_python_alpine_needs_no_layer() -> None:
+    image = make_image(
+        [unreadable_layer("alpine"), unreadable_layer("python")],
+        env=OFFICIAL_ENV,
+        created_by=[ALPINE_ROOTFS, "RUN /bin/sh -c set -eux; apk add ... # buildkit"],
+        platform="linux/arm64",
+    )
+    target = detect_target(image)
+    assert target.libc == ("musl", (1, 2))
+    assert str(target_tags(target)[0]) == "cp312-cp312-musllinux_1_2_aarch64"
+
+
+def test_stated_version_and_executable_on_a_named_distribution_need_no_layer() -> None:
+    # A distroless-style base (no PYTHON_VERSION) whose manifest names its base image.
+    image = make_image(
+        [unreadable_layer()],
+        entrypoint=["/usr/bin/python3.11"],
+        annotations={"org.opencontainers.image.base.name": "docker.io/library/debian:12-slim"},
+    )
+    target = detect_target(image, version="3.11.2")
+    assert (target.version, target.executable) == ((3, 11, 2), "/usr/bin/python3.11")
+    assert target.libc == ("glibc", (2, 36))
+    free = detect_target(image, version="3.13.5", executable="/usr/bin/python3.13t")
+    assert free.abi_flags == "t" and free.cache_tag == "cpython-313t"
+
+
+@pytest.mark.parametrize(
+    ("env", "kwargs", "history"),
+    [
+        # No micro version anywhere: python_full_version markers need it, so read the layers.
+        ({}, {"version": "3.11", "executable": "/usr/bin/python3.11"}, DEBUERREOTYPE),
+        # UBI-style PYTHON_VERSION without a micro version, and not the docker-library layout.
+        ({"PYTHON_VERSION": "3.11", "PATH": "/opt/app-root/bin:/usr/bin"}, {}, DEBUERREOTYPE),
+        # Everything about Python stated, but the distribution is not named.
+        (OFFICIAL_ENV, {}, "ADD file:5d6b639e8b6bcc011d4ee3f6ea6e8e4a8a1d in / "),
+        # PYTHON_VERSION and PATH, but /usr/local/bin is not in PATH: where is the interpreter?
+        ({"PYTHON_VERSION": "3.12.7", "PATH": "/usr/bin:/bin"}, {}, DEBUERREOTYPE),
+    ],
+)
+def test_whatever_the_config_leaves_unknown_is_read_from_the_layers(
+    env: dict[str, str], kwargs: dict[str, str], history: str
+) -> None:
+    image = make_image([unreadable_layer()], env=env, created_by=[history])
+    with pytest.raises(AssertionError, match="was read"):
+        detect_target(image, **kwargs)
+
+
+def test_layers_and_config_agree_on_the_test_bed_base(
+    base_image_tar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = read_local(f"tar://{base_image_tar}")
+    scanned = detect_target(image)  # bare config: the layers are read
+    distro = distribution_of(image)
+    assert distro is not None and (distro.id, distro.version_id) == ("debian", "12")
+
+    def no_scan(image: Image) -> None:
+        raise AssertionError("layers read")
+
+    monkeypatch.setattr(layerscan, "scan_layers", no_scan)
+    stated = detect_target(image, version="3.11.2", executable="/usr/bin/python3.11")
+    assert stated == scanned
+
+
+@pytest.mark.parametrize(
+    ("history", "labels", "expected"),
+    [
+        (DEBUERREOTYPE, {}, ("debian", "12", ("glibc", (2, 36)))),
+        ("# debian.sh --arch 'arm64' out/ 'trixie' '@1760000000'", {}, ("debian", "13", None)),
+        (
+            "mmdebstrap --variant=essential --format=tar bullseye out.tar",
+            {},
+            ("debian", "11", None),
+        ),
+        ("ADD alpine-minirootfs-3.12.9-x86_64.tar.gz / # buildkit", {}, ("alpine", "3.12", None)),
+        (
+            "ADD file:abc in / ",
+            {
+                "org.opencontainers.image.ref.name": "ubuntu",
+                "org.opencontainers.image.version": "24.04",
+            },
+            ("ubuntu", "24.04", ("glibc", (2, 39))),
+        ),
+        (
+            "x",
+            {"org.opencontainers.image.base.name": "python:3.12-slim-bookworm"},
+            ("debian", "12", None),
+        ),
+        (
+            "x",
+            {"org.opencontainers.image.base.name": "python:3.13-alpine3.21"},
+            ("alpine", "3.21", ("musl", (1, 2))),
+        ),
+        (
+            "x",
+            {"org.opencontainers.image.base.name": "ubuntu:jammy-20240808"},
+            ("ubuntu", "22.04", ("glibc", (2, 35))),
+        ),
+        ("x", {"org.opencontainers.image.base.name": "localhost:5000/debian"}, None),
+        ("x", {"org.opencontainers.image.base.name": "python:3.12-slim"}, None),
+        ("x", {"org.opencontainers.image.base.name": "debian:sid"}, None),
+        ("ADD file:abc in / ", {}, None),
+    ],
+)
+def test_distribution_named_by_history_or_labels(
+    history: str, labels: dict[str, str], expected: tuple[str, str, object] | None
+) -> None:
+    image = make_image([unreadable_layer()], created_by=[history], labels=labels)
+    distro = distribution_of(image)
+    if expected is None:
+        assert distro is None
+        return
+    assert distro is not None
+    assert (distro.id, distro.version_id) == expected[:2]
+    if expected[2] is not None:
+        assert distro.libc == expected[2]
+
+
+def test_alpine_before_3_13_is_musl_1_1_and_a_later_bootstrap_run_is_ignored() -> None:
+    old = make_image([unreadable_layer()], created_by=["ADD alpine-minirootfs-3.12.9-x86.tar.gz /"])
+    assert distribution_of(old).libc == ("musl", (1, 1))  # type: ignore[union-attr]
+    chroot = make_image(
+        [unreadable_layer("a"), unreadable_layer("b")],
+        created_by=["ADD file:abc in / ", "RUN mmdebstrap bookworm /srv/chroot"],
+    )
+    assert distribution_of(chroot) is None
 
 
 # -- markers and tags ---------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def python_settings(
     if "version" in table:
         where = f"{label} version"
         version = parse_python_version(table["version"], where)
-        major, minor = (int(p) for p in version.split("."))
+        major, minor = (int(p) for p in version.split(".")[:2])
         if not allows_minor(project.requires_python, (major, minor)):
             fail(
                 where,

@@ -380,13 +380,17 @@ def parse_mode(value: object, where: str) -> int:
 
 
 def parse_python_version(value: object, where: str) -> str:
-    """``"3.12"``: a ``major.minor`` string (a TOML float would turn ``3.10`` into ``3.1``)."""
+    """``"3.12"`` or ``"3.12.4"``, as a string (a TOML float would turn ``3.10`` into ``3.1``).
+
+    The micro version is optional; stating it (with ``executable``) lets pyjib skip reading the
+    base image's layers when the base names its distribution (see ``jib.python.target``).
+    """
     if isinstance(value, float):
         # Not echoing the float: TOML's 3.10 arrives as 3.1, which is not what was written.
         fail(where, 'write the version as a string, e.g. "3.12" (as a number, 3.10 means 3.1)')
     text = expect_str(value, where)
-    if not re.fullmatch(r"3\.\d{1,2}", text.strip()):
-        fail(where, f'{text!r} is not a Python version; use MAJOR.MINOR, e.g. "3.12"')
+    if not re.fullmatch(r"3\.\d{1,2}(?:\.\d{1,3})?", text.strip()):
+        fail(where, f'{text!r} is not a Python version; use MAJOR.MINOR, e.g. "3.12" or "3.12.4"')
     return text.strip()
 
 
