@@ -233,12 +233,19 @@ def _note_contents(scan: ImageScan, path: str, text: str) -> None:
 
 
 def cached_scan(image: Image, cache_dir: Path | None) -> ImageScan:
-    if cache_dir is None:
-        return scan_layers(image)
-    entry = cache_dir / "python-targets" / f"{image.digest.encoded}.json"
-    if entry.is_file() and (scan := ImageScan.from_json(entry.read_bytes())) is not None:
+    """The scan of ``image``, from the cache when this base digest was read before."""
+    entry = cache_dir / "python-targets" / f"{image.digest.encoded}.json" if cache_dir else None
+    if entry and entry.is_file() and (scan := ImageScan.from_json(entry.read_bytes())) is not None:
         return scan
+    log.info(
+        "reading the base image's layers (%s) to find its Python and libc, once per base image; "
+        "a full [tool.jib.python] version and executable on a base that names its distribution "
+        "avoid it",
+        image.platform,
+    )
     scan = scan_layers(image)
+    if entry is None:
+        return scan
     entry.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(entry, scan.to_json())
     return scan

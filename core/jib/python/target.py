@@ -177,12 +177,6 @@ def detect_target(
     if stated is not None:
         log.debug("%s from the image config and settings, no layer read", stated.describe())
         return stated
-    log.info(
-        "reading the base image's layers (%s) to find its Python and libc, once per base image; "
-        "a full [tool.jib.python] version and executable on a base that names its distribution "
-        "avoid it",
-        image.platform,
-    )
     return _scanned_target(image, cached_scan(image, cache_dir), version, executable, distro)
 
 
