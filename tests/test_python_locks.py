@@ -61,6 +61,33 @@ def test_fingerprint_is_about_what_the_target_gets() -> None:
     assert read_lock(APP, "pylock.toml", target=arm, extras=["idna"]).fingerprint() not in prints
 
 
+def test_uv_lock_exports_are_cached_by_their_inputs(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jib.python.locks import uvlock
+
+    cache = tmp_path / "cache"
+    first = read_lock(project, "uv.lock", target=target(), cache_dir=cache)
+    runs: list[list[str]] = []
+    real_run_uv = uvlock.run_uv
+
+    def counting_run_uv(args: list[str], cwd: Path, what: str) -> str:
+        runs.append(list(args))
+        return real_run_uv(args, cwd, what)
+
+    monkeypatch.setattr(uvlock, "run_uv", counting_run_uv)
+    # The same lock, project and arguments: the kept export, no uv run, the same packages.
+    assert read_lock(project, "uv.lock", target=target(), cache_dir=cache) == first
+    assert runs == []
+    # Other arguments (an extra) or another lock: uv runs again.
+    with_extra = read_lock(project, "uv.lock", target=target(), extras=["idna"], cache_dir=cache)
+    assert with_extra.names == ("idna", "markupsafe", "six") and len(runs) == 1
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text() + "\n")
+    read_lock(project, "uv.lock", target=target(), cache_dir=cache)
+    assert len(runs) == 2
+
+
 def test_auto_takes_the_contract_order(project: Path) -> None:
     for expected in LOCK_ORDER:
         assert find_lock(project) == project / expected

@@ -216,7 +216,9 @@ def load_dependencies(
 ) -> LockSet:
     """The lock's packages for the target if the project has a lock, else a uv resolution."""
     if find_lock(project_dir, lock) is not None:
-        return read_lock(project_dir, lock, target=target, extras=extras, groups=groups)
+        return read_lock(
+            project_dir, lock, target=target, extras=extras, groups=groups, cache_dir=cache_dir
+        )
     return resolve_unlocked(
         project_dir,
         target=target,

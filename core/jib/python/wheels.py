@@ -49,6 +49,7 @@ from jib.python.index import (
     IndexAuth,
     IndexConfig,
     IndexCredentials,
+    LazyClient,
     SimpleIndex,
     index_config,
     redact,
@@ -102,7 +103,7 @@ def fetch_wheels(
         lock_extra_index_urls=lockset.extra_index_urls,
     )
     own_client = client is None
-    http = client or httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, connect=20.0))
+    http = client or LazyClient()
     try:
         index = SimpleIndex(http, config, IndexAuth(auth or {}))
         fetcher = _Fetcher(target, cache_dir, index, http, config)
@@ -128,7 +129,7 @@ class _Fetcher:
         target: TargetPython,
         cache_dir: Path,
         index: SimpleIndex,
-        http: httpx.Client,
+        http: httpx.Client | LazyClient,
         config: IndexConfig,
     ) -> None:
         self.target = target

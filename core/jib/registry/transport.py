@@ -14,6 +14,7 @@ Policy, in one place:
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -95,7 +96,16 @@ def ssl_context(ca_bundle: Path | None = None, *, verify: bool = True) -> ssl.SS
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
-    cert_file, cert_dir = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    env = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    return _verifying_context(ca_bundle, *env)
+
+
+@functools.lru_cache(maxsize=8)
+def _verifying_context(
+    ca_bundle: Path | None, cert_file: str | None, cert_dir: str | None
+) -> ssl.SSLContext:
+    # One context per trust configuration, shared by every client of the process: loading a CA
+    # bundle takes ~20 ms, and an SSLContext is safe to share between connections and threads.
     if cert_file or cert_dir:
         ctx = ssl.create_default_context(cafile=cert_file or None, capath=cert_dir or None)
     else:

@@ -124,11 +124,13 @@ def read_lock(
     target: TargetPython,
     extras: Sequence[str] = (),
     groups: Collection[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> LockSet:
     """The project's locked dependencies for ``target``.
 
     ``groups``: Poetry groups (default ``main``) or PEP 735 dependency groups for pylock/uv
-    (default: none beyond the runtime dependencies).
+    (default: none beyond the runtime dependencies). ``cache_dir``: the build cache, where uv.lock
+    exports are kept.
     """
     project_dir = project_dir.resolve()
     path = find_lock(project_dir, lock)
@@ -163,6 +165,7 @@ def read_lock(
             groups=tuple(groups or ()),
             project_dir=project_dir,
             project_name=project.name,
+            cache_dir=cache_dir,
         )
     else:
         found = read_requirements(path, target=target, extras=extras, project_dir=project_dir)

@@ -7,13 +7,17 @@ then selects for the target. ``--frozen`` keeps uv from touching the lock.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from jib.atomic import write_bytes
 from jib.errors import JibError
+from jib.image.digest import Digest
 from jib.python.locks.model import LockedPackage
 from jib.python.locks.pylock import read_pylock
 from jib.python.target import TargetPython
@@ -27,8 +31,6 @@ def find_uv() -> str:
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         pass
-    import shutil
-
     found = shutil.which("uv")
     if not found:
         raise JibError(
@@ -73,7 +75,13 @@ def read_uv_lock(
     groups: Sequence[str] | None = None,
     project_dir: Path | None = None,
     project_name: str | None = None,
+    cache_dir: Path | None = None,
 ) -> list[LockedPackage]:
+    """The packages of ``uv.lock`` for ``target``.
+
+    ``cache_dir`` keeps each export by what it is made from (the lock, the project's
+    pyproject.toml, the arguments and the uv binary), so an unchanged lock costs no uv run.
+    """
     project_dir = project_dir or lock_path.parent
     args = ["export", "--frozen", "--format", "pylock.toml", "--no-emit-project", "--quiet"]
     # Runtime dependencies only unless groups are asked for (uv's default groups include dev).
@@ -84,9 +92,18 @@ def read_uv_lock(
         args += ["--extra", extra]
     with tempfile.TemporaryDirectory(prefix="pyjib-uv-export-") as tmp:
         out = Path(tmp) / "pylock.toml"  # uv insists on this file name
-        run_uv(
-            [*args, "--output-file", str(out)], lock_path.parent, f"uv export of {lock_path.name}"
-        )
+        cached = _cached_export(lock_path, args, cache_dir)
+        if cached is not None and cached.is_file():
+            shutil.copyfile(cached, out)
+        else:
+            run_uv(
+                [*args, "--output-file", str(out)],
+                lock_path.parent,
+                f"uv export of {lock_path.name}",
+            )
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes(cached, out.read_bytes())
         return read_pylock(
             out,
             target=target,
@@ -97,3 +114,26 @@ def read_uv_lock(
             # uv writes relative paths from the project, wherever the output file goes.
             base_dir=lock_path.parent,
         )
+
+
+def _cached_export(lock_path: Path, args: Sequence[str], cache_dir: Path | None) -> Path | None:
+    """Where the export for these inputs is kept, or None without a cache."""
+    if cache_dir is None:
+        return None
+    uv = Path(find_uv())
+    stat = uv.stat()
+    key = Digest.of_bytes(
+        json.dumps(
+            [
+                Digest.of_file(lock_path)[0].encoded,
+                _digest_if_file(lock_path.parent / "pyproject.toml"),
+                list(args),
+                [str(uv), stat.st_size, stat.st_mtime_ns],
+            ]
+        ).encode()
+    )
+    return cache_dir / "uv-exports" / f"{key.encoded}.toml"
+
+
+def _digest_if_file(path: Path) -> str | None:
+    return Digest.of_file(path)[0].encoded if path.is_file() else None
