@@ -9,6 +9,7 @@ import logging
 import threading
 import zipfile
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from jib.errors import JibError
 from jib.image.descriptor import Platform
+from jib.python import wheels as wheels_module
 from jib.python.index import IndexAccessError, IndexAuth, redact
 from jib.python.locks import read_lock
 from jib.python.target import TargetPython
@@ -37,9 +39,15 @@ def make_wheel(path: Path) -> bytes:
     """A minimal, valid pure wheel (RECORD with hashes), 1.0 of the project its file name
     gives; the same bytes every time."""
     name = path.name.split("-")[0]
+    return make_wheel_of(path, {f"{name}/__init__.py": "VALUE = 42\n"})
+
+
+def make_wheel_of(path: Path, modules: dict[str, str]) -> bytes:
+    """``make_wheel`` holding ``modules`` (archive name -> source)."""
+    name = path.name.split("-")[0]
     info = f"{name}-1.0.dist-info"
     files = {
-        f"{name}/__init__.py": b"VALUE = 42\n",
+        **{arcname: text.encode() for arcname, text in modules.items()},
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
         b"Tag: py3-none-any\n",
@@ -74,7 +82,10 @@ def serve(routes: dict[str, tuple[int, dict[str, str], bytes]], *, auth: bool) -
     server: Server
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_HEAD(self) -> None:  # uv asks for a wheel's size before reading its metadata
+            self.do_GET(body=False)
+
+        def do_GET(self, body: bool = True) -> None:
             header = self.headers.get("Authorization")
             server.seen.append((self.path, header))
             if auth and header != expected:
@@ -83,13 +94,14 @@ def serve(routes: dict[str, tuple[int, dict[str, str], bytes]], *, auth: bool) -
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            status, headers, body = routes.get(self.path, (404, {}, b""))
+            status, headers, content = routes.get(self.path, (404, {}, b""))
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(content)))
             self.end_headers()
-            self.wfile.write(body)
+            if body:
+                self.wfile.write(content)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -270,3 +282,148 @@ def test_redact_hides_passwords_and_token_user_names() -> None:
     assert redact("https://u:pw@h.example:8443/simple") == "https://u:***@h.example:8443/simple"
     assert redact("https://TOKEN@h.example/simple") == "https://***@h.example/simple"
     assert redact("https://h.example/simple") == "https://h.example/simple"
+
+
+# -- an sdist whose build backend is only on the private index ---------------------------------
+
+BACKEND = '''\
+"""A PEP 517 backend for the test: a pure wheel of <name>/__init__.py."""
+import base64, hashlib, os, tomllib, zipfile
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open("pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    name, version = project["name"], project["version"]
+    info = f"{name}-{version}.dist-info"
+    with open(f"{name}/__init__.py", "rb") as f:
+        files = {f"{name}/__init__.py": f.read()}
+    meta = f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n"
+    files[f"{info}/METADATA"] = meta.encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    record = []
+    for arcname, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{arcname},sha256={digest},{len(data)}")
+    files[f"{info}/RECORD"] = ("\\n".join(record + [f"{info}/RECORD,,"]) + "\\n").encode()
+    filename = f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as whl:
+        for arcname, data in files.items():
+            whl.writestr(arcname, data)
+    return filename
+'''
+
+
+def make_sdist(path: Path) -> bytes:
+    """``sdistpkg-1.0.tar.gz``: built by ``tinybackend``, which only the private index has."""
+    import io
+    import tarfile
+
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["tinybackend"]\n'
+        'build-backend = "tinybackend"\n\n[project]\nname = "sdistpkg"\nversion = "1.0"\n',
+        "PKG-INFO": "Metadata-Version: 2.1\nName: sdistpkg\nVersion: 1.0\n",
+        "sdistpkg/__init__.py": "FROM_SDIST = True\n",
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"sdistpkg-1.0/{name}")
+            info.size, info.mtime = len(data), 1_600_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return path.read_bytes()
+
+
+def test_an_sdist_build_gets_its_backend_from_the_private_index_with_the_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # nothing cached: fetch all
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # and no netrc of this machine's
+    backend_whl = "tinybackend-1.0-py3-none-any.whl"
+    backend = make_wheel_of(tmp_path / backend_whl, {"tinybackend/__init__.py": BACKEND})
+    sdist = make_sdist(tmp_path / "sdistpkg-1.0.tar.gz")
+    html = {"Content-Type": "text/html"}
+    backend_sha, sdist_sha = hashlib.sha256(backend).hexdigest(), hashlib.sha256(sdist).hexdigest()
+    private = serve(
+        {
+            "/simple/tinybackend/": (
+                200,
+                html,
+                f'<a href="/packages/{backend_whl}#sha256={backend_sha}">{backend_whl}'
+                "</a>".encode(),
+            ),
+            "/simple/sdistpkg/": (
+                200,
+                html,
+                f'<a href="/packages/sdistpkg-1.0.tar.gz#sha256={sdist_sha}">sdistpkg-1.0.tar.gz'
+                "</a>".encode(),
+            ),
+            f"/packages/{backend_whl}": (200, {}, backend),
+            "/packages/sdistpkg-1.0.tar.gz": (200, {}, sdist),
+        },
+        auth=True,
+    )
+    try:
+        simple = f"{private.url}/simple/"
+        project = tmp_path / "proj"
+        project.mkdir()
+        (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "1"\n')
+        (project / "requirements.txt").write_text(
+            f"--index-url {simple}\nsdistpkg==1.0 --hash=sha256:{sdist_sha}\n"
+        )
+        locks = read_lock(project, target=target())
+        auth = {simple: (USER, PASSWORD)}
+        # pyjib's own requests carry the credentials; without the netrc uv cannot get the backend.
+        with monkeypatch.context() as patch:
+            patch.setattr(wheels_module, "netrc_environment", lambda *_: nullcontext({}))
+            with pytest.raises(JibError) as err:
+                fetch_wheels(locks, target(), cache_dir=tmp_path / "c1", auth=auth)
+        message = str(err.value)
+        assert message.startswith("building a wheel of sdistpkg==1.0") and "\n" not in message
+        assert PASSWORD not in message
+
+        (wheel,) = fetch_wheels(locks, target(), cache_dir=tmp_path / "c2", auth=auth)
+        assert wheel.filename == "sdistpkg-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel.path) as whl:
+            assert whl.read("sdistpkg/__init__.py") == b"FROM_SDIST = True\n"
+        # uv asks without credentials first and answers the 401 from the netrc file.
+        backend_fetches = [h for p, h in private.seen if p.endswith(backend_whl)]
+        assert any(h and h.startswith("Basic ") for h in backend_fetches)
+        assert not list(tmp_path.glob("**/pyjib-netrc-*"))  # the netrc file is gone
+    finally:
+        private.httpd.shutdown()
+        private.httpd.server_close()
+
+
+def test_the_netrc_file_is_private_holds_only_the_indexes_and_keeps_the_users_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from jib.python.netrcfile import netrc_environment
+
+    own = tmp_path / "own-netrc"
+    own.write_text("machine git.example login me password mine\n")
+    monkeypatch.setenv("NETRC", str(own))
+    auth = IndexAuth(
+        {
+            "https://repo.example/simple/": (USER, PASSWORD),
+            "https://spaced.example/simple/": ("user", "has a space"),
+        }
+    )
+    urls = ["https://repo.example/simple/", "https://spaced.example/simple/", "https://pypi.org/"]
+    with netrc_environment(auth, urls) as env:
+        path = Path(env["NETRC"])
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        text = path.read_text()
+    assert not path.exists()
+    assert text.splitlines() == [
+        f"machine repo.example login {USER} password {PASSWORD}",
+        "machine git.example login me password mine",
+    ]
+    with netrc_environment(IndexAuth({}), urls) as env:
+        assert env == {}  # nothing to pass: the user's own netrc stays as it is

@@ -90,6 +90,11 @@ class IndexAuth(httpx.Auth):
         found = self._match(httpx.URL(str(url)))
         return found[0] if found is not None else None
 
+    def credentials_for(self, url: str) -> tuple[str, str] | None:
+        """The (user, password) that requests to ``url`` get, if any."""
+        found = self._match(httpx.URL(url))
+        return found[1] if found is not None else None
+
     def _match(self, url: httpx.URL) -> tuple[str, tuple[str, str]] | None:
         path = _segments(url.path)
         best: tuple[str, tuple[str, str]] | None = None
@@ -335,6 +340,7 @@ class SimpleIndex:
     ) -> None:
         self._client = client
         self.config = config
+        self.auth = auth
         #: Per-request ``auth=`` only when credentials are configured: the client's own
         #: behaviour (userinfo in the URL) is otherwise left as it is.
         self.request_kwargs: dict[str, object] = {"auth": auth} if auth else {}

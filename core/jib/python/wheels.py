@@ -56,6 +56,7 @@ from jib.python.index import (
     uv_index_args,
 )
 from jib.python.locks import LockedFile, LockedPackage, LockSet, SourceKind, best_wheel, sdist_of
+from jib.python.netrcfile import netrc_environment
 from jib.python.tags import tag_ranks, target_tags
 from jib.python.target import TargetPython
 
@@ -398,7 +399,13 @@ class _Fetcher:
 
     def _built(self, package: LockedPackage, source: Path, what: str) -> FetchedWheel:
         with tempfile.TemporaryDirectory(prefix="pyjib-build-") as tmp:
-            built = build_wheel(source, Path(tmp), self.config, what=f"{package.pin()} ({what})")
+            built = build_wheel(
+                source,
+                Path(tmp),
+                self.config,
+                what=f"{package.pin()} ({what})",
+                auth=self.index.auth,
+            )
             ranks = tag_ranks(self.target)
             fits = any(t in ranks for t in parse_wheel_filename(built.name)[3])
             if not (_pure(built.name) and fits):
@@ -490,11 +497,19 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def build_wheel(source: Path, out_dir: Path, config: IndexConfig, *, what: str) -> Path:
+def build_wheel(
+    source: Path,
+    out_dir: Path,
+    config: IndexConfig,
+    *,
+    what: str,
+    auth: IndexAuth | None = None,
+) -> Path:
     """Build ``source`` (a project directory or an sdist) into one wheel, in an isolated env.
 
     uv when available (fast, cached build environments), else ``pip wheel`` (also isolated).
-    The build runs on the host, which is why callers accept only pure-Python results.
+    The build runs on the host, which is why callers accept only pure-Python results. ``auth``:
+    the indexes' credentials, for fetching the build backend from a private index.
     """
     from jib.python.locks.uvlock import find_uv, uv_environment
 
@@ -513,9 +528,15 @@ def build_wheel(source: Path, out_dir: Path, config: IndexConfig, *, what: str) 
             argv[-1:-1] = ["--extra-index-url", extra]
         env = dict(os.environ)
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=1800, check=False
-        )
+        with netrc_environment(auth, [config.index_url, *config.extra_index_urls]) as netrc:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                env={**env, **netrc},
+                timeout=1800,
+                check=False,
+            )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise JibError(f"building {what} failed: {err}") from None
     wheels = sorted(out_dir.glob("*.whl"))
