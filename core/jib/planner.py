@@ -148,7 +148,7 @@ def _project_wheel(
         log.debug("reusing the wheel %s: no source changed", known["wheel"])
         return load_project(settings.project_dir, cache.root, wheel=Path(known["wheel"]))
     out = cache.root / "project-wheels" / name / fingerprint[:16]
-    project = load_project(settings.project_dir, out)
+    project = load_project(settings.project_dir, out, cache_dir=cache.root)
     cache.put_document(key, {"wheel": str(project.path)})
     return project
 

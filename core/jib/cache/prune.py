@@ -121,12 +121,27 @@ def entries(root: Path) -> list[Entry]:
         owner.size += st.st_size
         owner.used = max(owner.used, st.st_mtime_ns)
     found += layers.values()
+    found += _build_envs(root / "build-envs")
     for top in sorted(root.iterdir()) if root.is_dir() else ():
-        if top.name in _KEEP_DIRS or top.name in ("layers", "selectors", "tmp"):
+        if top.name in _KEEP_DIRS or top.name in ("layers", "selectors", "tmp", "build-envs"):
             continue
         for path in _files(top) if top.is_dir() else [top]:
             st = path.stat()
             found.append(Entry([path], st.st_size, st.st_mtime_ns))
+    return found
+
+
+def _build_envs(top: Path) -> list[Entry]:
+    """Each build environment (``jib.python.buildenv``) is one entry: it goes whole or not at
+    all, with its lock file; last used when it was last made or extended."""
+    found: list[Entry] = []
+    for env in sorted(top.iterdir()) if top.is_dir() else ():
+        if not env.is_dir() or _TEMP.match(env.name):
+            continue
+        size = sum(path.stat().st_size for path in _files(env) if not path.is_symlink())
+        marker = env / "pyjib-build-env.json"
+        used = marker.stat().st_mtime_ns if marker.is_file() else 0
+        found.append(Entry([env, top / f"{env.name}.lock"], size, used))
     return found
 
 
@@ -150,8 +165,11 @@ def prune(
             if not everything and result.size_after <= max_size:
                 break
             for path in entry.paths:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
                 result.removed_paths.append(path)
             result.removed += 1
             result.freed += entry.size
