@@ -8,15 +8,16 @@ Hatch and Poetry plugins build the wheel in-process and hand it over (``wheel=``
 project pyjib builds it with ``build``'s ``ProjectBuilder`` in an isolated environment, as
 ``python -m build --wheel`` would, but one kept per backend in the cache (``jib.python.buildenv``)
 rather than made for every build. Measured on this machine for ``tests/projects/app-native``
-(hatchling), wall time, best of 3, warm caches (before the kept environment):
+(hatchling), wall time, best of 3, warm caches:
 
 - ``ProjectBuilder`` + isolated env installed by pip:   1.5 s
-- ``ProjectBuilder`` + isolated env installed by uv:    0.64 s   <- used when uv is available
+- ``ProjectBuilder`` + isolated env installed by uv:    0.64 s   (0.50 s in a later session)
 - ``uv build --wheel``:                                  0.65 s
+- ``ProjectBuilder`` in the kept environment:           0.29 s   <- used with a cache and uv
 - (reference) hatchling's hook in-process, no env:       0.08 s   (what the Hatch plugin does)
 
-``ProjectBuilder`` with uv is as fast as ``uv build`` and keeps a Python API with typed errors,
-falling back to pip where uv is not installed.
+``ProjectBuilder`` keeps a Python API with typed errors; a fresh uv-installed environment is
+used without a cache, and pip's where uv is not installed.
 """
 
 from __future__ import annotations
