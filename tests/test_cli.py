@@ -1,23 +1,34 @@
 """Issue 5's "done when", through the real ``pyjib`` command a user types, against docker-registry
 and podman: reproducible digests (empty cache, another checkout path), a one-file change that
-uploads one layer and the config with no base layer downloaded, a truncated cache entry
+uploads one layer and the config with no base layer downloaded (a base whose config states its
+Python, or [tool.jib.python] stating it), a bare base read once into the same image, a truncated
+cache entry
 rebuilt, ``pyjib inspect`` of a pushed image and of a tarball, ``pyjib docker`` into podman, and
 ``pyjib cache``."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from test_registry_pull import client_for
 from testbed.registry import Registry
 
 from jib.cache.prune import total_size
+from jib.image import mediatypes
+from jib.image.digest import Digest
+from jib.image.layer import BlobLayer
+from jib.image.mutate import append_layers, with_config
+from jib.image.reference import Reference
 
 pytestmark = pytest.mark.e2e
 
@@ -178,6 +189,59 @@ def test_a_base_that_does_not_state_its_python_is_read_once_into_the_same_image(
     )
     assert not blob_gets(registry, since) & base_layers
     assert pushed_digest(found) == pushed_digest(again) == pushed_digest(said)
+
+
+def official_style_base(registry: Registry, base_ref: str) -> str:
+    """The test bed's base reshaped like ``python:3.11-slim``: its interpreter also in
+    /usr/local/bin (links to Debian's, as the official image has its own there), and
+    ``PYTHON_VERSION`` and a PATH starting with /usr/local/bin in its config. Pushed beside it."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, target in (
+            ("usr/local/bin/python3.11", "/usr/bin/python3.11"),
+            ("usr/local/bin/python3", "python3.11"),
+            ("usr/local/bin/python", "python3"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    data = raw.getvalue()
+    blob = gzip.compress(data, mtime=0)
+    links = BlobLayer(
+        Digest.of_bytes(blob),
+        Digest.of_bytes(data),
+        len(blob),
+        mediatypes.OCI_LAYER_GZIP,
+        lambda: io.BytesIO(blob),
+    )
+    env = {
+        "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHON_VERSION": "3.11.2",
+    }
+    ref = Reference.parse(f"{registry.host}/pyjib-test/python:3.11-official-style")
+    with client_for(registry) as client:
+        base = client.pull_image(Reference.parse(base_ref))
+        shaped = append_layers(base, [(links, {"created_by": "RUN ln -s ... # buildkit"})])
+        shaped = with_config(shaped, lambda config: config.with_env(env))
+        client.push_image(ref, shaped)
+    return str(ref)
+
+
+def test_an_official_style_base_is_never_downloaded_and_the_image_runs(
+    tmp_path: Path, registry: Registry, base_image_ref: str, podman: object
+) -> None:
+    base = official_style_base(registry, base_image_ref)
+    base_layers = base_layer_digests(base)
+    project = copy_project(tmp_path / "cli-app")  # nothing about Python in [tool.jib]
+    cache = tmp_path / "cache"
+    image = f"{registry.host}/cli/official-style:1"
+    since = registry.mark()
+    pushed = pyjib("push", str(project), "--from-image", base, "--image", image, cache=cache)
+    assert not blob_gets(registry, since) & base_layers, pushed.stderr
+    assert list((cache / "blobs" / "sha256").iterdir()) == []
+    assert "reading the base image's layers" not in pushed.stderr
+    podman.pull(image)  # type: ignore[attr-defined]
+    assert podman.run(image).stdout.strip() == "&lt;hello&gt; from cli-app"  # type: ignore[attr-defined]
 
 
 def test_a_truncated_cache_entry_is_detected_and_rebuilt(
