@@ -2,9 +2,8 @@
 and podman: reproducible digests (empty cache, another checkout path), a one-file change that
 uploads one layer and the config with no base layer downloaded (a base whose config states its
 Python, or [tool.jib.python] stating it), a bare base read once into the same image, a truncated
-cache entry
-rebuilt, ``pyjib inspect`` of a pushed image and of a tarball, ``pyjib docker`` into podman, and
-``pyjib cache``."""
+cache entry rebuilt, ``pyjib inspect`` of a pushed image and of a tarball, ``pyjib docker`` into
+podman, and ``pyjib cache``."""
 
 from __future__ import annotations
 
