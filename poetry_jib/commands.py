@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from cleo.io.io import IO
     from poetry.poetry import Poetry
 
+    from jib.python.indextls import IndexTLS
+
 #: The lines a script reads back, still printed under ``-q`` (as ``pyjib -q`` does).
 _RESULT_PREFIXES = ("Wrote ", "Loaded ")
 
@@ -171,6 +173,7 @@ class JibCommand(GroupCommand):
                 groups=groups,
                 package=poetry.is_package_mode,
                 index_auth=_index_credentials(poetry, sources),
+                index_tls=_index_tls(poetry, sources),
             )
             try:
                 build(
@@ -347,6 +350,23 @@ def _index_credentials(poetry: Poetry, sources: dict[str, str]) -> dict[str, tup
         if found is not None and (found.username or found.password):
             credentials[url] = (found.username or "", found.password or "")
     return credentials
+
+
+def _index_tls(poetry: Poetry, sources: dict[str, str]) -> dict[str, IndexTLS]:
+    """Poetry's TLS settings for each source (``poetry config certificates.<name>.cert``,
+    ``.client-cert``, ``cert = false``), by the source's URL, read as Poetry reads them."""
+    from poetry.utils.authenticator import RepositoryCertificateConfig
+
+    from jib.python.indextls import IndexTLS
+
+    settings: dict[str, IndexTLS] = {}
+    for url, name in sources.items():
+        certs = RepositoryCertificateConfig.create(name, poetry.config)
+        if certs.cert or certs.client_cert or not certs.verify:
+            settings[url] = IndexTLS(
+                ca=certs.cert, client_cert=certs.client_cert, verify=certs.verify
+            )
+    return settings
 
 
 def _refused(err: Any, sources: dict[str, str]) -> str:

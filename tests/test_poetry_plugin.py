@@ -443,6 +443,24 @@ def test_non_package_mode_ships_dependencies_and_the_given_entrypoint(
 # -- a private source with credentials ------------------------------------------------------------
 
 
+def source_project(project: Path, source: str, url: str) -> Path:
+    """A Poetry project whose one dependency, tinypkg 1.0, comes from the explicit ``source``."""
+    name = project.name
+    (project / name).mkdir(parents=True)
+    (project / name / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "1.0"\nrequires-python = ">=3.11,<4"\n'
+        'dependencies = ["tinypkg (==1.0)"]\n\n'
+        f'[tool.poetry.dependencies]\ntinypkg = {{ source = "{source}" }}\n\n'
+        f'[[tool.poetry.source]]\nname = "{source}"\nurl = "{url}"\npriority = "explicit"\n\n'
+        "[tool.jib.container]\n"
+        'entrypoint = ["/app/.venv/bin/python", "-c", "import tinypkg"]\n\n'
+        '[build-system]\nrequires = ["poetry-core>=2.0,<3"]\n'
+        'build-backend = "poetry.core.masonry.api"\n'
+    )
+    return project
+
+
 def test_private_source_credentials_reach_the_wheel_download(
     poetry: PoetryCLI, base_image_tar: Path, tmp_path: Path
 ) -> None:
@@ -462,20 +480,7 @@ def test_private_source_credentials_reach_the_wheel_download(
         auth=True,
     )
     try:
-        project = tmp_path / "privapp"
-        (project / "privapp").mkdir(parents=True)
-        (project / "privapp" / "__init__.py").write_text("")
-        (project / "pyproject.toml").write_text(
-            '[project]\nname = "privapp"\nversion = "1.0"\nrequires-python = ">=3.11,<4"\n'
-            'dependencies = ["tinypkg (==1.0)"]\n\n'
-            '[tool.poetry.dependencies]\ntinypkg = { source = "private" }\n\n'
-            f'[[tool.poetry.source]]\nname = "private"\nurl = "{server.url}/simple/"\n'
-            'priority = "explicit"\n\n'
-            "[tool.jib.container]\n"
-            'entrypoint = ["/app/.venv/bin/python", "-c", "import tinypkg"]\n\n'
-            '[build-system]\nrequires = ["poetry-core>=2.0,<3"]\n'
-            'build-backend = "poetry.core.masonry.api"\n'
-        )
+        project = source_project(tmp_path / "privapp", "private", f"{server.url}/simple/")
         env = {
             "POETRY_CACHE_DIR": str(tmp_path / "poetry-cache"),
             "POETRY_HTTP_BASIC_PRIVATE_USERNAME": USER,
@@ -516,3 +521,47 @@ def test_private_source_credentials_reach_the_wheel_download(
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def test_private_https_source_with_its_own_ca_and_client_certificate(
+    poetry: PoetryCLI, base_image_tar: Path, tmp_path: Path
+) -> None:
+    """A source on HTTPS with a private CA that wants a client certificate, both given as Poetry
+    takes them (``certificates.<source>.cert`` / ``.client-cert``, here by their POETRY_*
+    variables): Poetry locks through it, and ``poetry jib build`` fetches through it too."""
+    from test_index_tls import https_index, make_tls_files
+    from test_private_index import WHEEL, make_wheel
+
+    (tmp_path / "tls").mkdir()
+    tls = make_tls_files(tmp_path / "tls")
+    data = make_wheel(tmp_path / WHEEL)
+    httpd = https_index(tls, data, client_certs=True)
+    url = f"https://127.0.0.1:{httpd.server_address[1]}/simple/"
+    try:
+        project = source_project(tmp_path / "tlsapp", "corp", url)
+        env = {
+            "POETRY_CACHE_DIR": str(tmp_path / "poetry-cache"),
+            "POETRY_CERTIFICATES_CORP_CERT": str(tls.ca),
+            "POETRY_CERTIFICATES_CORP_CLIENT_CERT": str(tls.client),
+        }
+        ok(poetry(project, "lock", env=env))
+        out_tar = project / "image.tar"
+        result = poetry(
+            project, "jib", "build", "--from-image", f"tar://{base_image_tar}",
+            "--output", str(out_tar), env={**env, "JIB_CACHE_DIR": str(tmp_path / "jib-ok")},
+        )  # fmt: skip
+        ok(result)
+        assert any(n.endswith("site-packages/tinypkg/__init__.py") for n in layer_files(out_tar))
+
+        # Without the client certificate the index refuses the connection: one line.
+        no_cert = {k: v for k, v in env.items() if "CLIENT_CERT" not in k}
+        result = poetry(
+            project, "jib", "build", "--from-image", f"tar://{base_image_tar}",
+            env={**no_cert, "JIB_CACHE_DIR": str(tmp_path / "jib-no-cert")},
+        )  # fmt: skip
+        assert one_line_error(result).startswith(
+            f"cannot reach the package index {url.rstrip('/')}"
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

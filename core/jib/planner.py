@@ -29,6 +29,7 @@ from jib.pipeline.base import resolve_bases
 from jib.plan import BuildPlan, ContainerPlan, PlatformPlan
 from jib.python.entrypoint import infer_entrypoint
 from jib.python.index import index_config
+from jib.python.indextls import IndexTLS
 from jib.python.layers import container_env, python_layer_plans
 from jib.python.locks import LockSet
 from jib.python.project import ProjectWheel, load_project
@@ -60,6 +61,9 @@ class ProjectInputs:
     #: ``http-basic.<source>`` for each source's URL; sent only to that index's origin (see
     #: ``jib.python.index.IndexAuth``). Never logged, never in the image.
     index_auth: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    #: TLS settings per package index URL (Poetry's ``certificates.<source>.*``), for that
+    #: index's origin only (``jib.python.indextls``).
+    index_tls: Mapping[str, IndexTLS] = field(default_factory=dict)
 
 
 def plan_project(
@@ -191,6 +195,7 @@ def _platform_plan(
         index_url=python.index_url,
         extra_index_urls=python.extra_index_urls,
         auth=inputs.index_auth,
+        tls=inputs.index_tls,
     )
     container = settings.container
     layers = python_layer_plans(

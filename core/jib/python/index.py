@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 
 from jib.errors import JibError
 from jib.image.digest import Digest
+from jib.python.indextls import IndexTLS, index_transport
 
 log = logging.getLogger(__name__)
 
@@ -307,15 +308,22 @@ class LazyClient:
     """An httpx client made on first use: a build whose wheels are all cached never needs one,
     and making one costs ~20 ms (loading the CA bundle), a tenth of a no-op build's own work."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Mapping[str, IndexTLS] | None = None) -> None:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._tls = dict(tls or {})
 
     def _made(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
                 timeout = httpx.Timeout(60.0, connect=20.0)
-                self._client = httpx.Client(follow_redirects=True, timeout=timeout)
+                transport = index_transport(self._tls)
+                self._client = httpx.Client(
+                    follow_redirects=True,
+                    timeout=timeout,
+                    transport=transport,
+                    trust_env=transport is None,  # else the transport applies the proxies
+                )
             return self._client
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -374,7 +382,13 @@ class SimpleIndex:
                 **self.request_kwargs,  # type: ignore[arg-type]
             )
         except httpx.HTTPError as err:
-            raise JibError(f"cannot reach the package index {redact(index)}: {err}") from None
+            hint = ""
+            if "CERTIFICATE_VERIFY_FAILED" in str(err):
+                hint = (
+                    "; its certificate is not trusted: give its CA bundle (SSL_CERT_FILE, or "
+                    "Poetry's certificates.<source>.cert)"
+                )
+            raise JibError(f"cannot reach the package index {redact(index)}: {err}{hint}") from None
         if response.status_code == 404:
             return []
         if response.status_code in (401, 403):

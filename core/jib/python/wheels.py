@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,7 @@ from jib.python.index import (
     redact,
     uv_index_args,
 )
+from jib.python.indextls import IndexTLS
 from jib.python.locks import LockedFile, LockedPackage, LockSet, SourceKind, best_wheel, sdist_of
 from jib.python.netrcfile import netrc_environment
 from jib.python.tags import tag_ranks, target_tags
@@ -91,11 +92,13 @@ def fetch_wheels(
     jobs: int = 4,
     client: httpx.Client | None = None,
     auth: IndexCredentials | None = None,
+    tls: Mapping[str, IndexTLS] | None = None,
 ) -> list[FetchedWheel]:
     """One wheel per locked package, fit for ``target``, in name order.
 
     ``auth``: HTTP Basic credentials by index URL (see :class:`IndexAuth` for where each is
-    sent), for index pages and file downloads alike.
+    sent), for index pages and file downloads alike. ``tls``: TLS settings by index URL, for that
+    index's origin only (see ``jib.python.indextls``).
     """
     config = index_config(
         index_url,
@@ -104,7 +107,7 @@ def fetch_wheels(
         lock_extra_index_urls=lockset.extra_index_urls,
     )
     own_client = client is None
-    http = client or LazyClient()
+    http = client or LazyClient(tls)
     try:
         index = SimpleIndex(http, config, IndexAuth(auth or {}))
         fetcher = _Fetcher(target, cache_dir, index, http, config)

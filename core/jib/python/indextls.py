@@ -1,0 +1,114 @@
+"""TLS settings per package index: a private CA bundle, a client certificate, or no verification.
+
+Poetry keeps them per source (``poetry config certificates.<source>.cert`` and ``.client-cert``);
+they apply to that source's origin (scheme, host and port) only, as its credentials do
+(``IndexAuth``), so a private CA never becomes trusted for PyPI and a client certificate is never
+offered to another server: one transport per origin, each with its own TLS context.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import certifi
+import httpx
+
+from jib.errors import JibError
+
+
+@dataclass(frozen=True)
+class IndexTLS:
+    """How to talk TLS to one index's origin."""
+
+    #: A PEM bundle of the CAs to trust for it (instead of the default ones, as Poetry does).
+    ca: Path | None = None
+    #: A PEM file holding the client certificate and its key.
+    client_cert: Path | None = None
+    #: False: do not verify its certificate (Poetry's ``certificates.<source>.cert = false``).
+    verify: bool = True
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+Origin = tuple[str, str, int]
+
+
+def _origin(url: httpx.URL) -> Origin:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+
+
+def _proxy_for(url: httpx.URL) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...), if any."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    return proxy if proxy and not urllib.request.proxy_bypass(url.host) else None
+
+
+class OriginTransport(httpx.BaseTransport):
+    """Sends each request through a transport made for its exact origin: that index's TLS
+    context if it has one, else the default one, and the environment's proxy for it.
+
+    (httpx's ``mounts`` cannot say "port 443 only", and its proxy mounts would take the requests
+    to an index away from its TLS context; so the client runs with ``trust_env=False`` and this
+    transport does the proxy part itself.)
+    """
+
+    def __init__(self, contexts: Mapping[Origin, ssl.SSLContext]) -> None:
+        self._contexts = dict(contexts)
+        self._transports: dict[Origin, httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        origin = _origin(request.url)
+        with self._lock:
+            transport = self._transports.get(origin)
+            if transport is None:
+                verify: ssl.SSLContext | bool = self._contexts.get(origin, True)
+                transport = httpx.HTTPTransport(verify=verify, proxy=_proxy_for(request.url))
+                self._transports[origin] = transport
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            for transport in self._transports.values():
+                transport.close()
+
+
+def index_transport(tls: Mapping[str, IndexTLS]) -> OriginTransport | None:
+    """A transport giving each HTTPS index in ``tls`` its own TLS context; None if none has one
+    (the client's own transport and environment handling then apply unchanged)."""
+    contexts: dict[Origin, ssl.SSLContext] = {}
+    for url, settings in tls.items():
+        parsed = httpx.URL(url)
+        if parsed.scheme == "https" and _origin(parsed) not in contexts:
+            contexts[_origin(parsed)] = _context(url, settings)
+    return OriginTransport(contexts) if contexts else None
+
+
+def _context(url: str, settings: IndexTLS) -> ssl.SSLContext:
+    """The TLS context for one index: only its CA bundle when it has one (as Poetry and requests
+    take ``cert``), else the default trust; its client certificate if it has one."""
+    try:
+        if not settings.verify:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif settings.ca is not None:
+            context = ssl.create_default_context(cafile=str(settings.ca))
+        else:
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=certifi.where())
+        if settings.client_cert is not None:
+            context.load_cert_chain(str(settings.client_cert))
+    except (OSError, ssl.SSLError) as err:
+        reason = getattr(err, "strerror", None) or getattr(err, "reason", None) or err
+        raise JibError(
+            f"cannot use the TLS files given for the package index {url} "
+            f"({reason}); give PEM files (CA bundle; client certificate with its key)"
+        ) from None
+    return context
