@@ -8,6 +8,7 @@ import ipaddress
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,12 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from test_private_index import WHEEL, make_wheel, target
+from test_private_index import WHEEL, make_wheel, pinned, target
 from testbed.tokenserver import key_usage, self_signed_ca
 
 from jib.errors import JibError
+from jib.python import sourcebuild
 from jib.python.indextls import IndexTLS
-from jib.python.locks import read_lock
+from jib.python.locks import LockSet
 from jib.python.wheels import fetch_wheels
 
 PEM = serialization.Encoding.PEM
@@ -89,20 +91,31 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
     return make_tls_files(tmp_path_factory.mktemp("tls"))
 
 
-def https_index(tls: Tls, wheel: bytes, *, client_certs: bool) -> ThreadingHTTPServer:
-    sha = hashlib.sha256(wheel).hexdigest()
-    routes = {
-        "/simple/tinypkg/": f'<a href="/packages/{WHEEL}#sha256={sha}">{WHEEL}</a>'.encode(),
-        f"/packages/{WHEEL}": wheel,
-    }
+def https_index(tls: Tls, *files: tuple[str, bytes], client_certs: bool) -> ThreadingHTTPServer:
+    """An HTTPS simple index of ``files`` (name, bytes), its certificate signed by ``tls.ca``;
+    with ``client_certs``, it wants a client certificate signed by ``tls.client_ca``."""
+    routes: dict[str, bytes] = {}
+    for name, data in files:
+        project = name.split("-")[0]
+        sha = hashlib.sha256(data).hexdigest()
+        routes[f"/simple/{project}/"] = (
+            f'<a href="/packages/{name}#sha256={sha}">{name}</a>'.encode()
+        )
+        routes[f"/packages/{name}"] = data
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_HEAD(self) -> None:
+            self.do_GET(send_body=False)
+
+        def do_GET(self, send_body: bool = True) -> None:
             body = routes.get(self.path)
             self.send_response(200 if body is not None else 404)
+            if self.path.startswith("/simple/"):
+                self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body or b"")))
             self.end_headers()
-            self.wfile.write(body or b"")
+            if send_body:
+                self.wfile.write(body or b"")
 
         def log_message(self, *args: object) -> None:
             pass
@@ -126,8 +139,8 @@ def wheel(tmp_path: Path) -> bytes:
 @pytest.fixture
 def servers(tls: Tls, wheel: bytes) -> Iterator[dict[str, str]]:
     plain, mutual = (
-        https_index(tls, wheel, client_certs=False),
-        https_index(tls, wheel, client_certs=True),
+        https_index(tls, (WHEEL, wheel), client_certs=False),
+        https_index(tls, (WHEEL, wheel), client_certs=True),
     )
     yield {
         "plain": f"https://127.0.0.1:{plain.server_address[1]}/simple/",
@@ -138,15 +151,8 @@ def servers(tls: Tls, wheel: bytes) -> Iterator[dict[str, str]]:
         httpd.server_close()
 
 
-def lock_from(tmp_path: Path, index: str, wheel: bytes):  # type: ignore[no-untyped-def]
-    project = tmp_path / f"proj-{abs(hash(index))}"
-    project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "1"\n')
-    sha = hashlib.sha256(wheel).hexdigest()
-    (project / "requirements.txt").write_text(
-        f"--index-url {index}\ntinypkg==1.0 --hash=sha256:{sha}\n"
-    )
-    return read_lock(project, target=target())
+def lock_from(tmp_path: Path, index: str, wheel: bytes) -> LockSet:
+    return pinned(tmp_path / "proj", index, "tinypkg", hashlib.sha256(wheel).hexdigest())
 
 
 def test_a_private_ca_is_trusted_for_its_index_only(
@@ -202,3 +208,34 @@ def test_unusable_tls_files_fail_with_one_line(
         "cannot use the TLS files given for the package index https://127.0.0.1:"
     )
     assert "\n" not in message
+
+
+def test_an_sdist_build_reaches_its_backend_on_an_index_with_a_private_ca_and_client_cert(
+    tmp_path: Path, tls: Tls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_private_index import BACKEND, make_sdist, make_wheel_of
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # nothing cached: fetch all
+    backend = make_wheel_of(
+        tmp_path / "tinybackend-1.0-py3-none-any.whl", {"tinybackend/__init__.py": BACKEND}
+    )
+    sdist = make_sdist(tmp_path / "sdistpkg-1.0.tar.gz")
+    httpd = https_index(
+        tls,
+        ("tinybackend-1.0-py3-none-any.whl", backend),
+        ("sdistpkg-1.0.tar.gz", sdist),
+        client_certs=True,
+    )
+    try:
+        index = f"https://127.0.0.1:{httpd.server_address[1]}/simple/"
+        locks = pinned(tmp_path / "proj", index, "sdistpkg", hashlib.sha256(sdist).hexdigest())
+        settings = {index: IndexTLS(ca=tls.ca, client_cert=tls.client)}
+        (wheel,) = fetch_wheels(locks, target(), cache_dir=tmp_path / "cache", tls=settings)
+        assert wheel.filename == "sdistpkg-1.0-py3-none-any.whl"
+        # Without them for the build, uv cannot fetch the backend (pyjib's own fetch still can).
+        monkeypatch.setattr(sourcebuild, "subprocess_tls", lambda *_: nullcontext(({}, [])))
+        with pytest.raises(JibError, match=r"building a wheel of sdistpkg==1\.0"):
+            fetch_wheels(locks, target(), cache_dir=tmp_path / "cache-2", tls=settings)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

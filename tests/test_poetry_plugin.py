@@ -535,7 +535,7 @@ def test_private_https_source_with_its_own_ca_and_client_certificate(
     (tmp_path / "tls").mkdir()
     tls = make_tls_files(tmp_path / "tls")
     data = make_wheel(tmp_path / WHEEL)
-    httpd = https_index(tls, data, client_certs=True)
+    httpd = https_index(tls, (WHEEL, data), client_certs=True)
     url = f"https://127.0.0.1:{httpd.server_address[1]}/simple/"
     try:
         project = source_project(tmp_path / "tlsapp", "corp", url)

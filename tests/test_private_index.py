@@ -18,9 +18,9 @@ import pytest
 
 from jib.errors import JibError
 from jib.image.descriptor import Platform
-from jib.python import wheels as wheels_module
+from jib.python import sourcebuild
 from jib.python.index import IndexAccessError, IndexAuth, redact
-from jib.python.locks import read_lock
+from jib.python.locks import LockSet, read_lock
 from jib.python.target import TargetPython
 from jib.python.wheels import fetch_wheels
 
@@ -156,15 +156,19 @@ def index(tmp_path: Path) -> Iterator[Index]:
         server.httpd.server_close()
 
 
-def lockset(tmp_path: Path, index: Index, name: str = "tinypkg"):  # type: ignore[no-untyped-def]
-    project = tmp_path / "proj"
-    project.mkdir(exist_ok=True)
+def pinned(project: Path, index_url: str, name: str, sha256: str) -> LockSet:
+    """The lock of a project ``project`` needing ``name`` 1.0 (hash-pinned) from ``index_url``."""
+    project.mkdir(parents=True, exist_ok=True)
     (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "1"\n')
-    sha = index.wheel_sha if name == "tinypkg" else index.moved_sha
     (project / "requirements.txt").write_text(
-        f"--index-url {index.simple}\n{name}==1.0 --hash=sha256:{sha}\n"
+        f"--index-url {index_url}\n{name}==1.0 --hash=sha256:{sha256}\n"
     )
     return read_lock(project, target=target())
+
+
+def lockset(tmp_path: Path, index: Index, name: str = "tinypkg") -> LockSet:
+    sha = index.wheel_sha if name == "tinypkg" else index.moved_sha
+    return pinned(tmp_path / "proj", index.simple, name, sha)
 
 
 def secrets_in(text: str) -> bool:
@@ -226,13 +230,7 @@ def test_wrong_password_one_line_without_the_secret(
 def test_credentials_in_the_index_url_still_work(index: Index, tmp_path: Path) -> None:
     """Userinfo in the URL (the way [tool.jib.python] index-url takes credentials) wins."""
     url = index.simple.replace("http://", f"http://{USER}:{PASSWORD}@")
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "1"\n')
-    (project / "requirements.txt").write_text(
-        f"--index-url {url}\ntinypkg==1.0 --hash=sha256:{index.wheel_sha}\n"
-    )
-    locks = read_lock(project, target=target())
+    locks = pinned(tmp_path / "proj", url, "tinypkg", index.wheel_sha)
     other = {"http://127.0.0.1:1/simple/": ("x", "y")}  # auth on: userinfo must still be used
     wheels = fetch_wheels(locks, target(), cache_dir=tmp_path / "cache", auth=other)
     assert wheels[0].sha256 == index.wheel_sha
@@ -369,17 +367,11 @@ def test_an_sdist_build_gets_its_backend_from_the_private_index_with_the_credent
     )
     try:
         simple = f"{private.url}/simple/"
-        project = tmp_path / "proj"
-        project.mkdir()
-        (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "1"\n')
-        (project / "requirements.txt").write_text(
-            f"--index-url {simple}\nsdistpkg==1.0 --hash=sha256:{sdist_sha}\n"
-        )
-        locks = read_lock(project, target=target())
+        locks = pinned(tmp_path / "proj", simple, "sdistpkg", sdist_sha)
         auth = {simple: (USER, PASSWORD)}
         # pyjib's own requests carry the credentials; without the netrc uv cannot get the backend.
         with monkeypatch.context() as patch:
-            patch.setattr(wheels_module, "netrc_environment", lambda *_: nullcontext({}))
+            patch.setattr(sourcebuild, "netrc_environment", lambda *_: nullcontext({}))
             with pytest.raises(JibError) as err:
                 fetch_wheels(locks, target(), cache_dir=tmp_path / "c1", auth=auth)
         message = str(err.value)

@@ -8,10 +8,14 @@ offered to another server: one transport per origin, each with its own TLS conte
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
+import tempfile
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,8 @@ import certifi
 import httpx
 
 from jib.errors import JibError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,3 +118,47 @@ def _context(url: str, settings: IndexTLS) -> ssl.SSLContext:
             f"({reason}); give PEM files (CA bundle; client certificate with its key)"
         ) from None
     return context
+
+
+@contextmanager
+def subprocess_tls(
+    tls: Mapping[str, IndexTLS], urls: Iterable[str], tool: str
+) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """``(environment, arguments)`` that give a ``uv`` or ``pip`` subprocess the TLS settings of
+    the indexes at ``urls``: a CA bundle of the default CAs plus the indexes' own (a subprocess
+    has one trust store for every host, so the private CAs are added, not swapped in), the
+    client certificate (one per process: the first given), and unverified hosts."""
+    wanted = {_origin(httpx.URL(url)) for url in urls}
+    mine = [(url, s) for url, s in tls.items() if _origin(httpx.URL(url)) in wanted]
+    env: dict[str, str] = {}
+    args: list[str] = []
+    for url, settings in mine:
+        if not settings.verify:
+            parsed = httpx.URL(url)
+            host = f"{parsed.host}:{_origin(parsed)[2]}"
+            args += ["--allow-insecure-host" if tool == "uv" else "--trusted-host", host]
+    client_certs = sorted({str(s.client_cert) for _, s in mine if s.client_cert})
+    if client_certs:
+        if len(client_certs) > 1:
+            log.warning("a build can use one client certificate; using %s", client_certs[0])
+        if tool == "uv":
+            env["SSL_CLIENT_CERT"] = client_certs[0]
+        else:
+            args += ["--client-cert", client_certs[0]]
+    cas = [s.ca for _, s in mine if s.verify and s.ca is not None]
+    if not cas:
+        yield env, args
+        return
+    default = os.environ.get("SSL_CERT_FILE")
+    parts = [Path(default if default and Path(default).is_file() else certifi.where())]
+    with tempfile.TemporaryDirectory(prefix="pyjib-ca-") as tmp:
+        bundle = Path(tmp) / "ca-bundle.pem"
+        try:
+            bundle.write_bytes(b"\n".join(p.read_bytes().rstrip() for p in [*parts, *cas]) + b"\n")
+        except OSError as err:
+            raise JibError(f"cannot read a CA bundle for a package index: {err}") from None
+        if tool == "uv":
+            env["SSL_CERT_FILE"] = str(bundle)
+        else:
+            args += ["--cert", str(bundle)]
+        yield env, args

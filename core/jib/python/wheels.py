@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -53,11 +52,10 @@ from jib.python.index import (
     SimpleIndex,
     index_config,
     redact,
-    uv_index_args,
 )
 from jib.python.indextls import IndexTLS
 from jib.python.locks import LockedFile, LockedPackage, LockSet, SourceKind, best_wheel, sdist_of
-from jib.python.netrcfile import netrc_environment
+from jib.python.sourcebuild import build_wheel
 from jib.python.tags import tag_ranks, target_tags
 from jib.python.target import TargetPython
 
@@ -110,7 +108,7 @@ def fetch_wheels(
     http = client or LazyClient(tls)
     try:
         index = SimpleIndex(http, config, IndexAuth(auth or {}))
-        fetcher = _Fetcher(target, cache_dir, index, http, config)
+        fetcher = _Fetcher(target, cache_dir, index, http, config, tls or {})
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pyjib-wheel") as pool:
             futures = [pool.submit(fetcher.fetch, package) for package in lockset]
             errors = [f.exception() for f in futures if f.exception() is not None]
@@ -135,12 +133,14 @@ class _Fetcher:
         index: SimpleIndex,
         http: httpx.Client | LazyClient,
         config: IndexConfig,
+        tls: Mapping[str, IndexTLS],
     ) -> None:
         self.target = target
         self.root = cache_dir / "wheels"
         self.index = index
         self.http = http
         self.config = config
+        self.tls = tls
 
     # -- the cache --------------------------------------------------------------------------
 
@@ -408,6 +408,7 @@ class _Fetcher:
                 self.config,
                 what=f"{package.pin()} ({what})",
                 auth=self.index.auth,
+                tls=self.tls,
             )
             ranks = tag_ranks(self.target)
             fits = any(t in ranks for t in parse_wheel_filename(built.name)[3])
@@ -498,53 +499,3 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
         lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
         raise JibError(f"{what} failed: {' '.join(lines[-6:]) or done.returncode}")
     return done.stdout
-
-
-def build_wheel(
-    source: Path,
-    out_dir: Path,
-    config: IndexConfig,
-    *,
-    what: str,
-    auth: IndexAuth | None = None,
-) -> Path:
-    """Build ``source`` (a project directory or an sdist) into one wheel, in an isolated env.
-
-    uv when available (fast, cached build environments), else ``pip wheel`` (also isolated).
-    The build runs on the host, which is why callers accept only pure-Python results. ``auth``:
-    the indexes' credentials, for fetching the build backend from a private index.
-    """
-    from jib.python.locks.uvlock import find_uv, uv_environment
-
-    try:
-        uv = find_uv()
-    except JibError:
-        uv = None
-    if uv:
-        argv = [uv, "build", "--wheel", "--out-dir", str(out_dir), "--python", sys.executable]
-        argv += ["--no-config", "--quiet", *uv_index_args(config), str(source)]
-        env = uv_environment()
-    else:
-        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out_dir)]
-        argv += ["--index-url", config.index_url, str(source)]
-        for extra in config.extra_index_urls:
-            argv[-1:-1] = ["--extra-index-url", extra]
-        env = dict(os.environ)
-    try:
-        with netrc_environment(auth, [config.index_url, *config.extra_index_urls]) as netrc:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                env={**env, **netrc},
-                timeout=1800,
-                check=False,
-            )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise JibError(f"building {what} failed: {err}") from None
-    wheels = sorted(out_dir.glob("*.whl"))
-    if done.returncode != 0 or len(wheels) != 1:
-        lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
-        detail = " ".join(lines[-4:]) or f"exit status {done.returncode}"
-        raise JibError(f"building a wheel of {what} failed: {detail}")
-    return wheels[0]
