@@ -226,6 +226,42 @@ def test_push_then_one_change_pushes_one_layer(
 
 
 @pytest.mark.e2e
+def test_hatch_and_the_pyjib_cli_build_the_same_dependency_layer(
+    make_project: Callable[[str], Path],
+    hatch_env: dict[str, str],
+    base_image_tar: Path,
+    tmp_path: Path,
+) -> None:
+    """The Hatch process and the ``pyjib`` CLI, each with its own empty cache, give the
+    dependency layer (with its bytecode) the same digest, though the processes hold different
+    modules: click is loaded in this checkout's ``pyjib`` process (``import httpx`` imports its
+    CLI where click is installed), not in Hatch's build environment. (That marshal's output can
+    depend on such state is shown in test_python_install.py.)"""
+    from jib.local import read_local
+
+    project = make_project("hatch-app")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('["markupsafe>=2.1"]', '["markupsafe>=2.1", "click==8.5.1"]')
+    )
+    base = f"tar://{base_image_tar}"
+    env = {**hatch_env, "JIB_FROM_IMAGE": base, "JIB_CACHE_DIR": str(tmp_path / "hatch-cache")}
+    hatch(project, env, "build", "-t", "jib")
+    (from_hatch,) = (project / "dist").glob("*-image.tar")
+    from_cli = tmp_path / "cli.tar"
+    pyjib = str(Path(sys.executable).parent / "pyjib")
+    subprocess.run(
+        [pyjib, "build", str(project), "-q", "--from-image", base, "--output", str(from_cli)],
+        env={**os.environ, "JIB_CACHE_DIR": str(tmp_path / "cli-cache")},
+        check=True,
+        capture_output=True,
+    )
+    hatch_image, cli_image = read_local(f"tar://{from_hatch}"), read_local(f"tar://{from_cli}")
+    assert len(hatch_image.layers) == len(cli_image.layers) == 3  # base, dependencies, app
+    assert hatch_image.layers[1].digest == cli_image.layers[1].digest
+
+
+@pytest.mark.e2e
 def test_tar_and_push_build_once(
     make_project: Callable[[str], Path],
     hatch_env: dict[str, str],

@@ -14,9 +14,11 @@ import io
 import logging
 import marshal
 import py_compile
+import subprocess
 import sys
 import zipfile
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -312,16 +314,8 @@ def test_bytecode_skipped_when_cache_tags_differ(
     assert "not precompiling bytecode" in caplog.text
 
 
-@pytest.mark.parametrize(
-    ("checked", "mode"),
-    [
-        (False, py_compile.PycInvalidationMode.UNCHECKED_HASH),
-        (True, py_compile.PycInvalidationMode.CHECKED_HASH),
-    ],
-)
-def test_hash_pyc_is_what_py_compile_writes(
-    tmp_path: Path, checked: bool, mode: py_compile.PycInvalidationMode
-) -> None:
+def py_compiled(tmp_path: Path, mode: py_compile.PycInvalidationMode) -> bytes:
+    """What ``py_compile`` writes for ``MODULE`` as ``/app/m.py``."""
     source = tmp_path / "m.py"
     source.write_bytes(MODULE)
     cfile = tmp_path / "m.pyc"
@@ -333,5 +327,67 @@ def test_hash_pyc_is_what_py_compile_writes(
         invalidation_mode=mode,
         optimize=0,
     )
-    assert hash_pyc(MODULE, "/app/m.py", checked=checked) == cfile.read_bytes()
+    return cfile.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("checked", "mode"),
+    [
+        (False, py_compile.PycInvalidationMode.UNCHECKED_HASH),
+        (True, py_compile.PycInvalidationMode.CHECKED_HASH),
+    ],
+)
+def test_hash_pyc_is_what_py_compile_writes(
+    tmp_path: Path, checked: bool, mode: py_compile.PycInvalidationMode
+) -> None:
+    assert hash_pyc(MODULE, "/app/m.py", checked=checked) == py_compiled(tmp_path, mode)
     assert hash_pyc(b"def (:\n", "/app/bad.py", checked=checked) is None
+
+
+# -- bytecode from clean processes --------------------------------------------------------------
+
+_DIGEST_OF_CLICK_PYCS = """
+import hashlib, importlib.util, pathlib, sys
+from contextlib import closing
+from jib.python.bytecode import BytecodeCompiler
+from jib.python.install import hash_pyc
+root = pathlib.Path(importlib.util.find_spec("click").origin).parent
+files = sorted(root.rglob("*.py"))
+if sys.argv[2] == "loaded":
+    import click, httpx, rich.console  # what a Hatch or Poetry process may hold
+items = [(f.read_bytes(), "/app/.venv/lib/python3.11/site-packages/click/" + f.name) for f in files]
+if sys.argv[1] == "workers":
+    with closing(BytecodeCompiler()) as compiler:
+        pycs = compiler.compile_many(items, checked=False)
+else:
+    pycs = [hash_pyc(source, dfile, checked=False) for source, dfile in items]
+print(hashlib.sha256(b"".join(p or b"-" for p in pycs)).hexdigest())
+"""
+
+
+def _click_pycs(how: str, state: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", _DIGEST_OF_CLICK_PYCS, how, state],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_bytecode_does_not_depend_on_what_the_building_process_has_imported() -> None:
+    # The in-process way: the same sources, other bytes once click, httpx and rich are loaded.
+    assert _click_pycs("in-process", "fresh") != _click_pycs("in-process", "loaded")
+    # pyjib's workers: the same bytes whatever the parent process holds.
+    assert _click_pycs("workers", "fresh") == _click_pycs("workers", "loaded")
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_workers_write_what_py_compile_writes(tmp_path: Path, checked: bool) -> None:
+    from jib.python.bytecode import BytecodeCompiler
+
+    mode = py_compile.PycInvalidationMode
+    expected = py_compiled(tmp_path, mode.CHECKED_HASH if checked else mode.UNCHECKED_HASH)
+    items = [(MODULE, "/app/m.py"), (b"def (:\n", "/app/bad.py")] * 3  # more files than workers
+    with closing(BytecodeCompiler()) as compiler:
+        pycs = compiler.compile_many(items, checked=checked)
+    assert pycs == [expected, None] * 3
