@@ -391,3 +391,18 @@ def test_workers_write_what_py_compile_writes(tmp_path: Path, checked: bool) -> 
     with closing(BytecodeCompiler()) as compiler:
         pycs = compiler.compile_many(items, checked=checked)
     assert pycs == [expected, None] * 3
+
+
+def test_a_worker_that_dies_is_one_line_and_leaves_no_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jib.python import bytecode
+
+    monkeypatch.setattr(bytecode, "_WORKER", "import sys; sys.stdin.buffer.read(9); sys.exit(3)")
+    compiler = bytecode.BytecodeCompiler()
+    with pytest.raises(JibError) as err:
+        compiler.compile_many([(MODULE, "/app/m.py")] * 6, checked=False)
+    assert "stopped unexpectedly" in str(err.value) and "\n" not in str(err.value)
+    workers = [w for w in compiler._workers if w is not None]
+    compiler.close()
+    assert workers and all(w.returncode is not None for w in workers)

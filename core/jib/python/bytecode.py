@@ -95,11 +95,18 @@ class BytecodeCompiler:
     def _worker(self, index: int) -> subprocess.Popen[bytes]:
         worker = self._workers[index]
         if worker is None:
-            worker = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _WORKER],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
+            try:
+                worker = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _WORKER],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,  # a failure is reported in one line below
+                )
+            except OSError as err:
+                raise JibError(
+                    f"cannot start the bytecode compiler ({sys.executable}): {err}; set "
+                    "[tool.jib.python] compile-bytecode = false to build without bytecode"
+                ) from None
             self._workers[index] = worker
         return worker
 
@@ -125,7 +132,10 @@ class BytecodeCompiler:
 
     @staticmethod
     def _died() -> JibError:
-        return JibError(f"the bytecode compiler ({sys.executable} -I -S) stopped unexpectedly")
+        return JibError(
+            f"the bytecode compiler ({sys.executable} -I -S) stopped unexpectedly; set "
+            "[tool.jib.python] compile-bytecode = false to build without bytecode"
+        )
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes:
