@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jib.cache.prune import entries, prune
-from jib.cache.store import Cache
+from jib.cache.store import BUILD_ENV_MARKER, Cache
 from jib.python import buildenv
 from jib.python.project import build_wheel
 
@@ -50,7 +50,7 @@ def test_the_kept_environment_builds_the_same_wheel_and_is_made_once(
     assert first.read_bytes() == fresh.read_bytes() == second.read_bytes()
     assert len(venv_calls) == 1
     (env,) = envs(cache)
-    record = json.loads((env / buildenv.MARKER).read_text())
+    record = json.loads((env / BUILD_ENV_MARKER).read_text())
     assert any(r.startswith("hatchling") for r in record["installed"])
     # Isolated as build's own: the backend, not pip, not the host's site-packages.
     listed = subprocess.run(
@@ -69,12 +69,12 @@ def test_a_half_made_or_day_old_environment_is_made_again(
     cache = tmp_path / "cache"
     build_wheel(APP_NATIVE, tmp_path / "one", cache_dir=cache)
     (env,) = envs(cache)
-    (env / buildenv.MARKER).unlink()  # as if killed while being made
+    (env / BUILD_ENV_MARKER).unlink()  # as if killed while being made
     build_wheel(APP_NATIVE, tmp_path / "two", cache_dir=cache)
     assert len(venv_calls) == 2
-    record = json.loads((env / buildenv.MARKER).read_text())
+    record = json.loads((env / BUILD_ENV_MARKER).read_text())
     record["created"] = time.time() - buildenv.MAX_AGE - 1
-    (env / buildenv.MARKER).write_text(json.dumps(record))
+    (env / BUILD_ENV_MARKER).write_text(json.dumps(record))
     build_wheel(APP_NATIVE, tmp_path / "three", cache_dir=cache)
     assert len(venv_calls) == 3
     assert len(list((tmp_path / "three").glob("*.whl"))) == 1
@@ -86,7 +86,7 @@ def test_prune_removes_a_build_environment_whole(tmp_path: Path) -> None:
     (env,) = envs(cache.root)
     (entry,) = [e for e in entries(cache.root) if env in e.paths]
     assert entry.size > 1_000_000  # the venv with hatchling, counted once
-    os.utime(env / buildenv.MARKER, (1, 1))  # the least recently used entry
+    os.utime(env / BUILD_ENV_MARKER, (1, 1))  # the least recently used entry
     prune(cache, cache_size(cache) - 1)
     assert not env.exists() and not (cache.root / "build-envs" / f"{env.name}.lock").exists()
     # And the next build makes it again.

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jib.cache.store import BUILD_ENV_MARKER, BUILD_ENVS
 from jib.sizes import human
 
 if TYPE_CHECKING:
@@ -121,9 +122,9 @@ def entries(root: Path) -> list[Entry]:
         owner.size += st.st_size
         owner.used = max(owner.used, st.st_mtime_ns)
     found += layers.values()
-    found += _build_envs(root / "build-envs")
+    found += _build_envs(root / BUILD_ENVS)
     for top in sorted(root.iterdir()) if root.is_dir() else ():
-        if top.name in _KEEP_DIRS or top.name in ("layers", "selectors", "tmp", "build-envs"):
+        if top.name in _KEEP_DIRS or top.name in ("layers", "selectors", "tmp", BUILD_ENVS):
             continue
         for path in _files(top) if top.is_dir() else [top]:
             st = path.stat()
@@ -139,7 +140,7 @@ def _build_envs(top: Path) -> list[Entry]:
         if not env.is_dir() or _TEMP.match(env.name):
             continue
         size = sum(path.stat().st_size for path in _files(env) if not path.is_symlink())
-        marker = env / "pyjib-build-env.json"
+        marker = env / BUILD_ENV_MARKER
         used = marker.stat().st_mtime_ns if marker.is_file() else 0
         found.append(Entry([env, top / f"{env.name}.lock"], size, used))
     return found

@@ -7,7 +7,9 @@ Layout under the cache root (``JIB_CACHE_DIR``, default the user cache dir + ``p
     selectors/<sha256>.json       selector -> the layer it built (digest, diff_id, sizes, stat)
     documents/<sha256>.json       small JSON documents (base manifests/configs by reference)
     locks/                        flock files, so concurrent builds never write one entry twice
-    (and wheels/, python-targets/, project-wheels/, written by the Python planner)
+    build-envs/<key>/             build environments (jib.python.buildenv), each pruned whole;
+                                  ``pyjib-build-env.json`` in one marks it complete
+    (and wheels/, python-targets/, project-wheels/, uv-exports/, written by the Python planner)
 
 Every write is atomic (temp file + rename), so readers need no lock and a crash leaves no torn
 entry. Entries are checked before use: a selector whose layer file changed since it was written
@@ -37,6 +39,10 @@ from jib import atomic
 from jib.errors import JibError
 from jib.image.digest import Digest
 from jib.layers.builder import BuiltLayer
+
+#: Where build environments live, and the file that marks one complete (see the layout above).
+BUILD_ENVS = "build-envs"
+BUILD_ENV_MARKER = "pyjib-build-env.json"
 
 log = logging.getLogger("jib.cache")
 

@@ -28,14 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jib.atomic import write_bytes
+from jib.cache.store import BUILD_ENV_MARKER, BUILD_ENVS
 from jib.image.digest import Digest
+from jib.python.locks.uvlock import uv_environment, uv_identity
 
 log = logging.getLogger(__name__)
 
 #: After this many seconds an environment is made again (newer backends, as a fresh env gets).
 MAX_AGE = 24 * 3600
-MARKER = "pyjib-build-env.json"
-DIRECTORY = "build-envs"
 
 
 class BuildEnv:
@@ -63,14 +63,17 @@ class BuildEnv:
             check=True,
             capture_output=True,
             text=True,
-            env=_uv_env(),
+            env=uv_environment(),
         )
         record["installed"] = sorted({*record.get("installed", []), *missing})
-        write_bytes(self.path / MARKER, json.dumps(record, sort_keys=True).encode())
+        self._write_record(record)
+
+    def _write_record(self, record: dict[str, object]) -> None:
+        write_bytes(self.path / BUILD_ENV_MARKER, json.dumps(record, sort_keys=True).encode())
 
     def _record(self) -> dict[str, object]:
         try:
-            value = json.loads((self.path / MARKER).read_bytes())
+            value = json.loads((self.path / BUILD_ENV_MARKER).read_bytes())
             return value if isinstance(value, dict) else {}
         except (OSError, ValueError):
             return {}
@@ -84,20 +87,9 @@ def cached_build_env(cache_dir: Path, requires: Collection[str], uv: str) -> Ite
     Raises ``subprocess.CalledProcessError`` when the environment cannot be made (nothing
     half-made is kept).
     """
-    uv_stat = Path(uv).stat()
-    key = Digest.of_bytes(
-        json.dumps(
-            [
-                sorted(requires),
-                sys.executable,
-                sys.version,
-                uv,
-                uv_stat.st_size,
-                uv_stat.st_mtime_ns,
-            ]
-        ).encode()
-    ).encoded[:32]
-    root = cache_dir / DIRECTORY
+    inputs = [sorted(requires), sys.executable, sys.version, uv_identity(uv)]
+    key = Digest.of_bytes(json.dumps(inputs).encode()).encoded[:32]
+    root = cache_dir / BUILD_ENVS
     root.mkdir(parents=True, exist_ok=True)
     env = BuildEnv(root / key, uv)
     with open(root / f"{key}.lock", "a+b") as lock:
@@ -107,7 +99,7 @@ def cached_build_env(cache_dir: Path, requires: Collection[str], uv: str) -> Ite
                 _make(env, requires, uv)
             else:
                 log.debug("reusing the build environment %s", env.path)
-                os.utime(env.path / MARKER)  # last used now, for the cache's LRU pruning
+                os.utime(env.path / BUILD_ENV_MARKER)  # last used now, for the cache's LRU pruning
         except BaseException:
             shutil.rmtree(env.path, ignore_errors=True)
             raise
@@ -129,14 +121,7 @@ def _make(env: BuildEnv, requires: Collection[str], uv: str) -> None:
         check=True,
         capture_output=True,
         text=True,
-        env=_uv_env(),
+        env=uv_environment(),
     )
     # The requirements are installed by the caller (``BuildEnv.install``), which records them.
-    record = {"created": time.time(), "requires": sorted(requires), "installed": []}
-    write_bytes(env.path / MARKER, json.dumps(record, sort_keys=True).encode())
-
-
-def _uv_env() -> dict[str, str]:
-    from jib.python.locks.uvlock import uv_environment
-
-    return uv_environment()
+    env._write_record({"created": time.time(), "requires": sorted(requires), "installed": []})

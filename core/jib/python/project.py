@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import subprocess
 import zipfile
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from installer.utils import parse_entrypoints
 
 from jib.errors import JibError
 from jib.python.buildenv import cached_build_env
+from jib.python.locks.uvlock import uv_if_installed
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def build_wheel(project_dir: Path, out_dir: Path, *, cache_dir: Path | None = No
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "pyproject.toml").is_file() and not (project_dir / "setup.py").is_file():
         raise JibError(f"{project_dir} has no pyproject.toml: run pyjib in the project's directory")
-    uv = _uv()
+    uv = uv_if_installed()
     installer: Literal["uv", "pip"] = "uv" if uv else "pip"
     log.debug("building the wheel of %s (isolated env via %s)", project_dir, installer)
     name = project_dir.name
@@ -137,19 +137,6 @@ def build_wheel(project_dir: Path, out_dir: Path, *, cache_dir: Path | None = No
             f"cannot make a build environment for {name}: {_telling_line(exc)}"
         ) from None
     return Path(built)
-
-
-def _uv() -> str | None:
-    """The uv binary (pyjib's dependency, else one on PATH), or None."""
-    try:
-        import uv
-
-        found = Path(uv.find_uv_bin())
-        if found.is_file():
-            return str(found)
-    except (ImportError, FileNotFoundError):
-        pass
-    return shutil.which("uv")
 
 
 _ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception)\b|^error\b|\bnot found\b|unsatisfiable", re.I)

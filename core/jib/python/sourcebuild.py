@@ -37,12 +37,9 @@ def build_wheel(
     and ``tls``: the indexes' credentials and TLS settings, for fetching the build backend from
     a private index.
     """
-    from jib.python.locks.uvlock import find_uv, uv_environment
+    from jib.python.locks.uvlock import uv_environment, uv_if_installed
 
-    try:
-        uv = find_uv()
-    except JibError:
-        uv = None
+    uv = uv_if_installed()
     if uv:
         argv = [uv, "build", "--wheel", "--out-dir", str(out_dir), "--python", sys.executable]
         argv += ["--no-config", "--quiet", *uv_index_args(config), str(source)]

@@ -25,18 +25,29 @@ from jib.python.target import TargetPython
 
 def find_uv() -> str:
     """The uv binary: the ``uv`` package's own (a pyjib dependency), else one on PATH."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        pass
-    found = shutil.which("uv")
+    found = uv_if_installed()
     if not found:
         raise JibError(
             "pyjib needs uv for this (uv.lock or resolving without a lock): pip install uv"
         )
     return found
+
+
+def uv_if_installed() -> str | None:
+    """``find_uv()``, or None where uv is not installed (for callers with a fallback)."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def uv_identity(uv: str) -> list[object]:
+    """What names this uv binary in a cache key: its path, size and mtime (a new uv may export
+    or install differently, without a cheap way to ask its version)."""
+    stat = Path(uv).stat()
+    return [uv, stat.st_size, stat.st_mtime_ns]
 
 
 def uv_environment() -> dict[str, str]:
@@ -120,15 +131,13 @@ def _cached_export(lock_path: Path, args: Sequence[str], cache_dir: Path | None)
     """Where the export for these inputs is kept, or None without a cache."""
     if cache_dir is None:
         return None
-    uv = Path(find_uv())
-    stat = uv.stat()
     key = Digest.of_bytes(
         json.dumps(
             [
                 Digest.of_file(lock_path)[0].encoded,
                 _digest_if_file(lock_path.parent / "pyproject.toml"),
                 list(args),
-                [str(uv), stat.st_size, stat.st_mtime_ns],
+                uv_identity(find_uv()),
             ]
         ).encode()
     )
