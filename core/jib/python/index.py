@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 from jib.errors import JibError
 from jib.image.digest import Digest
-from jib.python.indextls import IndexTLS, index_transport
+from jib.python.indextls import IndexTLS, index_transport, origin
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ def redact(url: str) -> str:
 
 #: HTTP Basic credentials per index URL: ``{"https://repo.example/simple/": (user, password)}``.
 IndexCredentials = Mapping[str, tuple[str, str]]
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
 
 
 def _segments(path: str) -> list[str]:
@@ -101,7 +97,7 @@ class IndexAuth(httpx.Auth):
         best: tuple[str, tuple[str, str]] | None = None
         best_shared = -1
         for given, index, cred in self._entries:
-            if _origin(index) != _origin(url):
+            if origin(index) != origin(url):
                 continue
             shared = 0
             for a, b in zip(_segments(index.path), path, strict=False):

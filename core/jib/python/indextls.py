@@ -41,11 +41,13 @@ class IndexTLS:
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
-Origin = tuple[str, str, int]
+Origin = tuple[str, str, int | None]
 
 
-def _origin(url: httpx.URL) -> Origin:
-    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+def origin(url: httpx.URL) -> Origin:
+    """(scheme, host, port): httpx gives a scheme's default port as None, so ``https://h/`` and
+    ``https://h:443/`` are one origin."""
+    return url.scheme, url.host, url.port
 
 
 def _proxy_for(url: httpx.URL) -> str | None:
@@ -70,13 +72,13 @@ class OriginTransport(httpx.BaseTransport):
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        origin = _origin(request.url)
+        key = origin(request.url)
         with self._lock:
-            transport = self._transports.get(origin)
+            transport = self._transports.get(key)
             if transport is None:
-                verify: ssl.SSLContext | bool = self._contexts.get(origin, True)
+                verify: ssl.SSLContext | bool = self._contexts.get(key, True)
                 transport = httpx.HTTPTransport(verify=verify, proxy=_proxy_for(request.url))
-                self._transports[origin] = transport
+                self._transports[key] = transport
         return transport.handle_request(request)
 
     def close(self) -> None:
@@ -91,8 +93,8 @@ def index_transport(tls: Mapping[str, IndexTLS]) -> OriginTransport | None:
     contexts: dict[Origin, ssl.SSLContext] = {}
     for url, settings in tls.items():
         parsed = httpx.URL(url)
-        if parsed.scheme == "https" and _origin(parsed) not in contexts:
-            contexts[_origin(parsed)] = _context(url, settings)
+        if parsed.scheme == "https" and origin(parsed) not in contexts:
+            contexts[origin(parsed)] = _context(url, settings)
     return OriginTransport(contexts) if contexts else None
 
 
@@ -128,14 +130,14 @@ def subprocess_tls(
     the indexes at ``urls``: a CA bundle of the default CAs plus the indexes' own (a subprocess
     has one trust store for every host, so the private CAs are added, not swapped in), the
     client certificate (one per process: the first given), and unverified hosts."""
-    wanted = {_origin(httpx.URL(url)) for url in urls}
-    mine = [(url, s) for url, s in tls.items() if _origin(httpx.URL(url)) in wanted]
+    wanted = {origin(httpx.URL(url)) for url in urls}
+    mine = [(url, s) for url, s in tls.items() if origin(httpx.URL(url)) in wanted]
     env: dict[str, str] = {}
     args: list[str] = []
     for url, settings in mine:
         if not settings.verify:
             parsed = httpx.URL(url)
-            host = f"{parsed.host}:{_origin(parsed)[2]}"
+            host = f"{parsed.host}:{parsed.port or _DEFAULT_PORTS[parsed.scheme]}"
             args += ["--allow-insecure-host" if tool == "uv" else "--trusted-host", host]
     client_certs = sorted({str(s.client_cert) for _, s in mine if s.client_cert})
     if client_certs:
