@@ -27,7 +27,7 @@ from jib.errors import JibError
 from jib.image.descriptor import Platform
 from jib.layers import EXECUTABLE_MODE, FILE_MODE, EntryKind, LayerEntry
 from jib.python import install as install_mod
-from jib.python.install import Spool, can_precompile, hash_pyc, install_wheels
+from jib.python.install import Spool, can_precompile, install_wheels
 from jib.python.target import TargetPython
 from jib.python.venv import VenvLayout, pyvenv_cfg, venv_entries
 
@@ -330,27 +330,12 @@ def py_compiled(tmp_path: Path, mode: py_compile.PycInvalidationMode) -> bytes:
     return cfile.read_bytes()
 
 
-@pytest.mark.parametrize(
-    ("checked", "mode"),
-    [
-        (False, py_compile.PycInvalidationMode.UNCHECKED_HASH),
-        (True, py_compile.PycInvalidationMode.CHECKED_HASH),
-    ],
-)
-def test_hash_pyc_is_what_py_compile_writes(
-    tmp_path: Path, checked: bool, mode: py_compile.PycInvalidationMode
-) -> None:
-    assert hash_pyc(MODULE, "/app/m.py", checked=checked) == py_compiled(tmp_path, mode)
-    assert hash_pyc(b"def (:\n", "/app/bad.py", checked=checked) is None
-
-
 # -- bytecode from clean processes --------------------------------------------------------------
 
 _DIGEST_OF_CLICK_PYCS = """
-import hashlib, importlib.util, pathlib, sys
+import hashlib, importlib.util, marshal, pathlib, sys
 from contextlib import closing
 from jib.python.bytecode import BytecodeCompiler
-from jib.python.install import hash_pyc
 root = pathlib.Path(importlib.util.find_spec("click").origin).parent
 files = sorted(root.rglob("*.py"))
 if sys.argv[2] == "loaded":
@@ -359,8 +344,13 @@ items = [(f.read_bytes(), "/app/.venv/lib/python3.11/site-packages/click/" + f.n
 if sys.argv[1] == "workers":
     with closing(BytecodeCompiler()) as compiler:
         pycs = compiler.compile_many(items, checked=False)
-else:
-    pycs = [hash_pyc(source, dfile, checked=False) for source, dfile in items]
+else:  # what py_compile does, in this process
+    flags = (0b01).to_bytes(4, "little")
+    pycs = [
+        importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source)
+        + marshal.dumps(compile(source, dfile, "exec", dont_inherit=True, optimize=0))
+        for source, dfile in items
+    ]
 print(hashlib.sha256(b"".join(p or b"-" for p in pycs)).hexdigest())
 """
 

@@ -27,7 +27,8 @@ from jib.errors import JibError
 
 WORKERS = 4
 
-# PEP 552 hash-based pycs, exactly as py_compile writes them (see install.hash_pyc).
+# PEP 552 hash-based pycs, exactly as py_compile writes them (its invalidation_mode, optimize=0,
+# dfile), without a source or cache file on disk; a file that does not compile gets _FAILED.
 _WORKER = r"""
 import marshal, struct, sys, warnings
 from importlib.util import MAGIC_NUMBER, source_hash

@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import logging
-import marshal
 import os
 import posixpath
 import sys
@@ -78,32 +76,6 @@ _CHUNK = 1 << 20
 def can_precompile(target: TargetPython) -> bool:
     """Whether this host interpreter writes bytecode the target's interpreter will use."""
     return sys.implementation.cache_tag == target.cache_tag
-
-
-def hash_pyc(source: bytes, dfile: str, *, checked: bool) -> bytes | None:
-    """The bytes ``py_compile`` writes for ``source`` with a hash-based invalidation mode
-    (``CHECKED_HASH`` if ``checked``, else ``UNCHECKED_HASH``), or None if it does not compile.
-
-    Same bytes as ``py_compile.compile(..., dfile=dfile, invalidation_mode=...)`` without a
-    source or cache file on disk; ``optimize=0`` so the host's ``-O`` cannot change them.
-    """
-    try:
-        with warnings.catch_warnings():
-            # Invalid escapes and the like in third-party code are not the user's to see.
-            warnings.simplefilter("ignore")
-            code = compile(source, dfile, "exec", dont_inherit=True, optimize=0)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        log.debug("not precompiling %s: %s", dfile, exc)
-        return None
-    flags = 0b01 | (0b10 if checked else 0)  # PEP 552: hash-based, and whether to check it
-    return b"".join(
-        (
-            importlib.util.MAGIC_NUMBER,
-            flags.to_bytes(4, "little"),
-            importlib.util.source_hash(source),
-            marshal.dumps(code),
-        )
-    )
 
 
 def _b64(digest: bytes) -> str:
