@@ -4,7 +4,6 @@ a private CA and a client certificate reach that index's origin, and only it."""
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import ssl
 import threading
 from collections.abc import Iterator
@@ -15,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from test_private_index import WHEEL, make_wheel, pinned, target
-from testbed.tokenserver import key_usage, self_signed_ca
+from testbed.tokenserver import issue_cert, self_signed_ca
 
 from jib.errors import JibError
 from jib.python import sourcebuild
@@ -31,32 +29,10 @@ PEM = serialization.Encoding.PEM
 
 
 def issue(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, *, server: bool) -> bytes:
-    """A certificate (with its key, PEM) signed by ``ca``: for 127.0.0.1, or a client's."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(ca.not_valid_before_utc)
-        .not_valid_after(ca.not_valid_after_utc)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
-    )
-    if server:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-        builder = builder.add_extension(san, critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    key_pem = key.private_bytes(
-        PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    """A certificate ``ca`` signed and its key, in one PEM file (as Poetry's client-cert wants)."""
+    cert, key = issue_cert(ca_key, ca, server=server)
+    no_password = serialization.NoEncryption()
+    key_pem = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, no_password)
     return cert.public_bytes(PEM) + key_pem
 
 

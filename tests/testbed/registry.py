@@ -10,7 +10,6 @@ SIGTERM then SIGKILL, and an atexit hook stops any left running, so no registry 
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import itertools
 import json
 import os
@@ -29,13 +28,11 @@ from urllib.parse import parse_qs
 
 import bcrypt
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import HarnessError, require_tool
-from .tokenserver import TokenServer, key_usage, self_signed_ca
+from .tokenserver import TokenServer, issue_cert, self_signed_ca
 
 Auth = Literal["none", "basic", "token"]
 
@@ -331,31 +328,7 @@ def _write_tls_files(root: Path) -> None:
     """A throwaway CA (``ca.crt``, also as ``certs.d/ca.crt``) and a server cert it signed."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = self_signed_ca(ca_key, "pyjib test CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    # Python 3.13's strict X.509 checks want the key identifiers and key usages set.
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(ca_cert.not_valid_before_utc)
-        .not_valid_after(ca_cert.not_valid_after_utc)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert, key = issue_cert(ca_key, ca_cert, server=True)
     pem = serialization.Encoding.PEM
     (root / "ca.crt").write_bytes(ca_cert.public_bytes(pem))
     (root / "certs.d").mkdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import json
 import secrets
 import threading
@@ -24,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # (account or None for anonymous, resource type, resource name, requested actions) -> granted.
 Policy = Callable[[str | None, str, str, list[str]], list[str]]
@@ -278,6 +279,36 @@ def self_signed_ca(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Ce
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def issue_cert(
+    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, *, server: bool
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate ``ca`` signed, and its new key: for a server at 127.0.0.1 / localhost, or
+    (``server=False``) a TLS client's."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    # Python 3.13's strict X.509 checks want the key identifiers and key usages set.
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(ca.not_valid_before_utc)
+        .not_valid_after(ca.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+    )
+    if server:
+        names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
 
 
 def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
