@@ -12,9 +12,7 @@ many blobs each warm push uploaded (it should be two: the application layer and 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
-from demo import HATCH, pyjib_wheel  # noqa: E402
+from demo import HATCH, sample_for_hatch  # noqa: E402
 from testbed.baseimage import base_image_tar, push_base_image  # noqa: E402
 from testbed.registry import Registry  # noqa: E402
 
@@ -49,22 +47,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pyjib-bench-") as scratch, Registry() as registry:
         work = Path(scratch)
         base = push_base_image(base_image_tar(), registry)
-        project = work / "sample-project"
-        shutil.copytree(ROOT / "sample-project", project, ignore=shutil.ignore_patterns("dist"))
-        pyproject = project / "pyproject.toml"
-        wheel = pyjib_wheel(work / "wheel")
-        pyproject.write_text(
-            pyproject.read_text().replace('["pyjib"]', f'["pyjib @ {wheel.as_uri()}"]')
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JIB_", "HATCH_"))}
-        env.pop("VIRTUAL_ENV", None)
-        env.update(
-            JIB_FROM_IMAGE=base,
-            JIB_TO_IMAGE=f"{registry.host}/bench/hello-jib:0.1.0",
-            JIB_CACHE_DIR=str(work / "jib-cache"),
-            HATCH_DATA_DIR=str(work / "hatch-data"),
-            HATCH_CACHE_DIR=str(work / "hatch-cache"),
-        )
+        image = f"{registry.host}/bench/hello-jib:0.1.0"
+        project, env = sample_for_hatch(work, base, image)
         cold = push(project, env)
         source = project / "src" / "hello_jib" / "__init__.py"
         warm, uploads = [], []

@@ -56,6 +56,29 @@ def pyjib_wheel(out: Path) -> Path:
     return next(out.glob("pyjib-*.whl"))
 
 
+def sample_for_hatch(work: Path, base: str, image: str) -> tuple[Path, dict[str, str]]:
+    """A copy of sample-project/ in ``work`` whose jib target installs a wheel of this checkout,
+    and the environment to run hatch in: pushing ``base`` + the app to ``image``, with hatch's
+    data and pyjib's cache under ``work``."""
+    project = work / "sample-project"
+    shutil.copytree(ROOT / "sample-project", project, ignore=shutil.ignore_patterns("dist"))
+    pyproject = project / "pyproject.toml"
+    wheel = pyjib_wheel(work / "wheel")
+    pyproject.write_text(
+        pyproject.read_text().replace('["pyjib"]', f'["pyjib @ {wheel.as_uri()}"]')
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIB_", "HATCH_"))}
+    env.pop("VIRTUAL_ENV", None)
+    env.update(
+        JIB_FROM_IMAGE=base,
+        JIB_TO_IMAGE=image,
+        JIB_CACHE_DIR=str(work / "jib-cache"),
+        HATCH_DATA_DIR=str(work / "hatch-data"),
+        HATCH_CACHE_DIR=str(work / "hatch-cache"),
+    )
+    return project, env
+
+
 def hatch_push(project: Path, env: dict[str, str]) -> float:
     print("\n$ hatch build -t jib:push", flush=True)
     started = time.monotonic()
@@ -83,23 +106,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pyjib-demo-") as scratch, Registry() as registry:
         work = Path(scratch)
         base = push_base_image(base_tar, registry)
-        project = work / "sample-project"
-        shutil.copytree(ROOT / "sample-project", project, ignore=shutil.ignore_patterns("dist"))
-        pyproject = project / "pyproject.toml"
-        wheel = pyjib_wheel(work / "wheel")
-        pyproject.write_text(
-            pyproject.read_text().replace('["pyjib"]', f'["pyjib @ {wheel.as_uri()}"]')
-        )
         image = f"{registry.host}/demo/hello-jib:0.1.0"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JIB_", "HATCH_"))}
-        env.pop("VIRTUAL_ENV", None)
-        env.update(
-            JIB_FROM_IMAGE=base,
-            JIB_TO_IMAGE=image,
-            JIB_CACHE_DIR=str(work / "jib-cache"),
-            HATCH_DATA_DIR=str(work / "hatch-data"),
-            HATCH_CACHE_DIR=str(work / "hatch-cache"),
-        )
+        project, env = sample_for_hatch(work, base, image)
         print(f"\n# sample-project/ copied to {project} ([tool.jib] as in the original)")
         print(f"$ export JIB_FROM_IMAGE={base} JIB_TO_IMAGE={image}")
         cold = hatch_push(project, env)
