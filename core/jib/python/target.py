@@ -180,6 +180,25 @@ def detect_target(
     return _scanned_target(image, cached_scan(image, cache_dir), version, executable, distro)
 
 
+def _stated_version(
+    version: str | None, env_version: str, command: tuple[str, int] | None
+) -> tuple[int, int, int] | None:
+    """The version ``[tool.jib.python]``, else ``PYTHON_VERSION``, else the Entrypoint/Cmd
+    names (micro 0 where none is given), or None."""
+    if version:
+        return parse_version(version)
+    if env_version:
+        return parse_version(env_version, "the base image's PYTHON_VERSION")
+    return (3, command[1], 0) if command is not None else None
+
+
+def _command_executable(command: tuple[str, int] | None, minor: int) -> str | None:
+    """The Entrypoint/Cmd's interpreter, when it is an absolute path to python3.<minor>."""
+    if command is not None and command[1] == minor and command[0].startswith("/"):
+        return command[0]
+    return None
+
+
 def _has_micro(text: str | None) -> bool:
     return bool(text and re.fullmatch(r"\s*3\.\d+\.\d+\S*\s*", text))
 
@@ -198,21 +217,16 @@ def _stated_target(
     env = image.config.env
     env_version = env.get("PYTHON_VERSION", "")
     command = _from_command(image)
-    if version:
-        wanted = parse_version(version)
-    elif env_version:
-        wanted = parse_version(env_version, "the base image's PYTHON_VERSION")
-    elif command is not None:
-        wanted = (3, command[1], 0)
-    else:
+    wanted = _stated_version(version, env_version, command)
+    if wanted is None:
         return None
     minor = wanted[1]
     if not _has_micro(version):
         if not (_has_micro(env_version) and env_version.startswith(f"3.{minor}.")):
             return None
         wanted = parse_version(env_version, "the base image's PYTHON_VERSION")
-    if executable is None and command is not None and command[1] == minor:
-        executable = command[0] if command[0].startswith("/") else None
+    if executable is None:
+        executable = _command_executable(command, minor)
     official = env_version.startswith(f"3.{minor}.") and "/usr/local/bin" in _path_dirs(env)
     if executable is None and official:
         # The docker-library convention every python:* image and its derivatives follow.
@@ -237,12 +251,8 @@ def _scanned_target(
 ) -> TargetPython:
     env = image.config.env
     path_dirs = _path_dirs(env)
-    wanted = parse_version(version) if version else None
-    if wanted is None and env.get("PYTHON_VERSION"):
-        wanted = parse_version(env["PYTHON_VERSION"], "the base image's PYTHON_VERSION")
     command = _from_command(image)
-    if wanted is None and command is not None:
-        wanted = (3, command[1], 0)
+    wanted = _stated_version(version, env.get("PYTHON_VERSION", ""), command)
     if wanted is None and executable and (m := re.search(r"python3\.(\d+)t?$", executable)):
         wanted = (3, int(m.group(1)), 0)
     if wanted is None and scan.interpreters:
@@ -261,8 +271,8 @@ def _scanned_target(
         elif full:
             wanted = parse_version(full)
 
-    if executable is None and command is not None and command[1] == minor:
-        executable = command[0] if command[0].startswith("/") else None
+    if executable is None:
+        executable = _command_executable(command, minor)
     if executable is None:
         executable = _pick_interpreter(scan, minor, path_dirs)
     if executable is None and env.get("PYTHON_VERSION") and path_dirs and not scan.interpreters:
