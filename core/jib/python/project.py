@@ -104,11 +104,10 @@ def build_wheel(project_dir: Path, out_dir: Path, *, cache_dir: Path | None = No
     log.debug("building the wheel of %s (isolated env via %s)", project_dir, installer)
     name = project_dir.name
     try:
-        requires = ProjectBuilder(project_dir).build_system_requires
-        reused = cache_dir is not None and uv is not None
         env_context = (
-            cached_build_env(cache_dir, requires, uv)  # type: ignore[arg-type]
-            if reused
+            # The kept environment is found by the requirements, so they are read first.
+            cached_build_env(cache_dir, ProjectBuilder(project_dir).build_system_requires, uv)
+            if cache_dir is not None and uv is not None
             else DefaultIsolatedEnv(installer=installer)
         )
         with env_context as env:
